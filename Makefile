@@ -1,0 +1,34 @@
+# Every target creates .venv at the repo root when it is missing and installs the project into it.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+WORK   ?= work/demo
+
+.PHONY: venv test test-all demo lint clean-work
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# torch is pinned in pyproject.toml so pip takes the CPU wheel on disk.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ''
+
+demo: $(STAMP)
+	$(PY) -m synth_render demo --out $(WORK)
+
+lint: $(STAMP)
+	$(PY) -m ruff check synth_render backend blender_addon tests benchmarks
+
+clean-work:
+	rm -rf work

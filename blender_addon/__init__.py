@@ -1,0 +1,1 @@
+"""Blender sidebar add-on (see issue 6). Never imports torch."""
