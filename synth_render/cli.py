@@ -12,7 +12,7 @@ from .taxonomy import resolve_classes
 
 
 def _add_shapes(sub) -> None:
-    p = sub.add_parser("shapes", help="generate the procedural shape library (ShapeNetCore v2 layout)")
+    p = sub.add_parser("shapes", help="procedural shape library (ShapeNetCore v2 layout)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--classes", default="all", help="comma-separated names or synset ids")
     p.add_argument("--per-class", type=int, default=10)
@@ -62,7 +62,8 @@ def _add_demo(sub) -> None:
 def _cmd_shapes(args) -> int:
     from .procedural import run_shapes
 
-    return run_shapes(ShapesConfig(args.out, resolve_classes(args.classes), args.per_class, args.seed))
+    cfg = ShapesConfig(args.out, resolve_classes(args.classes), args.per_class, args.seed)
+    return run_shapes(cfg)
 
 
 def _synsets_or_all(spec: str) -> list[str]:

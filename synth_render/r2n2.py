@@ -56,7 +56,7 @@ class View:
 
 
 def blender_to_shapenet(p: np.ndarray) -> np.ndarray:
-    """Blender (x, y, z), +Z up -> ShapeNet (x, y, z), +Y up: OBJ import maps (x, y, z)->(x, -z, y)."""
+    """Blender (+Z up) -> ShapeNet (+Y up); Blender's OBJ import maps (x, y, z) to (x, -z, y)."""
     p = np.asarray(p, dtype=float)
     return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
 
