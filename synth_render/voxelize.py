@@ -1,4 +1,4 @@
-"""Solid voxelization of triangle meshes in binvox's convention (``python -m synth_render voxelize``).
+"""Solid voxelization of triangle meshes in binvox's convention (the ``voxelize`` command).
 
 A voxel is filled when any triangle touches its box (a conservative surface, decided exactly by
 the separating-axis test of triangle and box) or when it is inside: an empty voxel that a
@@ -15,7 +15,9 @@ Surface kernel: every triangle is moved to grid units (a voxel is the unit cube)
 over the voxel columns of its bounding box along its dominant normal axis. The plane test gives
 each column's short run of candidate voxels directly, and the 2-D edge tests of the projection
 onto the column's plane are done once per column, so the work is proportional to the triangle's
-projected area plus the voxels it touches, not to its bounding-box volume.
+projected area plus the voxels it touches, not to its bounding-box volume. Two shortcuts
+carry fine meshes: a triangle inside one voxel marks it without tests, and one whose candidate
+voxels are all marked already is skipped.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from .shards import take_shard
 
 log = logging.getLogger(__name__)
 
-# Relative slack of every separating-axis comparison, so that a triangle that exactly touches a
-# voxel face still marks it despite rounding; a watertight surface then leaves no gaps.
+# Slack (relative, plus as much absolute) of every separating-axis comparison, so that a
+# triangle that exactly touches a voxel face still marks it despite rounding; a watertight
+# surface then leaves no gaps.
 _SLACK = 1e-9
 
 
@@ -47,26 +50,23 @@ _SLACK = 1e-9
 # ---------------------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def _edge_bounds(p, q, r, a0, a1):
+def _edge_bounds(tri, a0, a1, out):
     """Separating-axis data of a triangle's three edges projected onto the plane (a0, a1).
 
-    Returns a (3, 4) array of rows ``(m0, m1, lo, hi)``: the square of half-side 1/2 centred at
-    ``c`` overlaps the projected triangle along edge normal ``m`` iff ``lo <= m . c <= hi``.
+    Fills ``out`` (3, 4) with rows ``(m0, m1, lo, hi)``: the unit square centred at ``c``
+    overlaps the projected triangle along edge normal ``m`` iff ``lo <= m . c <= hi``.
     """
-    out = np.empty((3, 4))
-    pts = ((p[a0], p[a1]), (q[a0], q[a1]), (r[a0], r[a1]))
     for e in range(3):
-        s0, s1 = pts[e]
-        t0, t1 = pts[(e + 1) % 3]
-        m0, m1 = t1 - s1, s0 - t0  # normal of the 2-D edge; zero for a degenerate edge
-        d0 = m0 * pts[0][0] + m1 * pts[0][1]
-        d1 = m0 * pts[1][0] + m1 * pts[1][1]
-        d2 = m0 * pts[2][0] + m1 * pts[2][1]
+        s = (e + 1) % 3
+        # Normal of the 2-D edge e -> s; zero for a degenerate edge, which then never separates.
+        m0, m1 = tri[s, a1] - tri[e, a1], tri[e, a0] - tri[s, a0]
+        d0 = m0 * tri[0, a0] + m1 * tri[0, a1]
+        d1 = m0 * tri[1, a0] + m1 * tri[1, a1]
+        d2 = m0 * tri[2, a0] + m1 * tri[2, a1]
         rad = 0.5 * (abs(m0) + abs(m1)) * (1.0 + _SLACK) + _SLACK
         out[e, 0], out[e, 1] = m0, m1
         out[e, 2] = min(d0, d1, d2) - rad
         out[e, 3] = max(d0, d1, d2) + rad
-    return out
 
 
 @njit(cache=True, inline="always")
@@ -89,110 +89,173 @@ def _clamp_index(x, lo, hi):
     return int(x)
 
 
-@njit(cache=True)
-def _mark_surface(tris, res, flat):
-    """Set ``flat[x*res*res + y*res + z] = 1`` for every voxel a triangle of ``tris`` touches.
+@njit(cache=True, inline="always")
+def _low_voxel(t, res):
+    """First voxel whose closed box [i, i + 1] reaches coordinate ``t`` (clamped to the grid)."""
+    return _clamp_index(np.ceil(t) - 1.0, 0, res - 1)
 
-    ``tris``: (F, 3, 3) float64 vertices in grid units (voxel i spans [i, i + 1]).
-    Voxel boxes are closed, so a triangle lying on a voxel face marks both neighbours.
+
+@njit(cache=True, inline="always")
+def _high_voxel(t, res):
+    """Last voxel whose closed box reaches coordinate ``t`` (clamped to the grid)."""
+    return _clamp_index(np.floor(t), 0, res - 1)
+
+
+@njit(cache=True)
+def _mark_surface(grid_vertices, faces, res, flat):
+    """Set ``flat[x*res*res + y*res + z] = 1`` for every voxel a triangle touches.
+
+    ``grid_vertices`` are in grid units: voxel i spans [i, i + 1]. Voxel boxes are closed, so
+    a triangle lying on a voxel face marks both neighbours.
     """
-    stride = np.array([res * res, res, 1])
+    g = grid_vertices
+    tri = np.empty((3, 3))
     lo = np.empty(3, np.int64)
     hi = np.empty(3, np.int64)
-    for f in range(tris.shape[0]):
-        p, q, r = tris[f, 0], tris[f, 1], tris[f, 2]
-        empty = False
-        for a in range(3):  # box-normal axes: the voxel range of the bounding box
-            lo[a] = _clamp_index(np.ceil(min(p[a], q[a], r[a])) - 1.0, 0, res - 1)
-            hi[a] = _clamp_index(np.floor(max(p[a], q[a], r[a])), 0, res - 1)
-            if min(p[a], q[a], r[a]) > res or max(p[a], q[a], r[a]) < 0:
-                empty = True
-        if empty:
+    scratch = np.empty((4, 3, 4))  # edge data of three planes, and the normal
+    for f in range(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        single, outside = True, False
+        for ax in range(3):  # the box-normal axes: bounding box against the grid
+            t0 = min(g[a, ax], g[b, ax], g[c, ax])
+            t1 = max(g[a, ax], g[b, ax], g[c, ax])
+            outside |= t0 > res or t1 < 0
+            lo[ax], hi[ax] = _low_voxel(t0, res), _high_voxel(t1, res)
+            single &= lo[ax] == hi[ax]
+        if outside:
             continue
-        e1, e2 = q - p, r - p
-        n = np.array([e1[1] * e2[2] - e1[2] * e2[1],
-                      e1[2] * e2[0] - e1[0] * e2[2],
-                      e1[0] * e2[1] - e1[1] * e2[0]])
-        # Sweep along the dominant normal axis w; (u, v) index the columns.
-        w = 0
-        if abs(n[1]) > abs(n[w]):
-            w = 1
-        if abs(n[2]) > abs(n[w]):
-            w = 2
-        u, v = (w + 1) % 3, (w + 2) % 3
-        uv = _edge_bounds(p, q, r, u, v)
-        vw = _edge_bounds(p, q, r, v, w)
-        wu = _edge_bounds(p, q, r, w, u)
-        rad = 0.5 * (abs(n[0]) + abs(n[1]) + abs(n[2])) * (1.0 + _SLACK) + _SLACK
-        dot_p = n[0] * p[0] + n[1] * p[1] + n[2] * p[2]
-        for iu in range(lo[u], hi[u] + 1):
-            cu = iu + 0.5
-            for iv in range(lo[v], hi[v] + 1):
-                cv = iv + 0.5
-                if not _inside_edges(uv, cu, cv):
+        if single:
+            # Small triangles (most of a fine mesh) fit in one voxel: nothing to test.
+            flat[(lo[0] * res + lo[1]) * res + lo[2]] = 1
+            continue
+        if _all_marked(flat, lo, hi, res):
+            # Neighbouring triangles of a fine mesh often marked every candidate already.
+            continue
+        for ax in range(3):
+            tri[0, ax], tri[1, ax], tri[2, ax] = g[a, ax], g[b, ax], g[c, ax]
+        _mark_triangle(tri, lo, hi, res, flat, scratch)
+
+
+@njit(cache=True)
+def _all_marked(flat, lo, hi, res):
+    """True when every voxel of the range ``lo..hi`` (inclusive, per axis) is already set."""
+    for x in range(lo[0], hi[0] + 1):
+        for y in range(lo[1], hi[1] + 1):
+            row = (x * res + y) * res
+            for z in range(lo[2], hi[2] + 1):
+                if flat[row + z] == 0:
+                    return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _stride(axis, res):
+    """Flat-index step of one voxel along ``axis`` in an [x, y, z] C-order grid."""
+    return res * res if axis == 0 else (res if axis == 1 else 1)
+
+
+@njit(cache=True)
+def _mark_triangle(tri, lo, hi, res, flat, scratch):
+    """Mark the voxels of the range ``lo..hi`` (inclusive, per axis) that ``tri`` touches."""
+    e1x, e1y, e1z = tri[1, 0] - tri[0, 0], tri[1, 1] - tri[0, 1], tri[1, 2] - tri[0, 2]
+    e2x, e2y, e2z = tri[2, 0] - tri[0, 0], tri[2, 1] - tri[0, 1], tri[2, 2] - tri[0, 2]
+    n = scratch[3, 0, :3]
+    n[0], n[1], n[2] = e1y * e2z - e1z * e2y, e1z * e2x - e1x * e2z, e1x * e2y - e1y * e2x
+    # Sweep along the dominant normal axis w; (u, v) index the columns.
+    w = 0
+    if abs(n[1]) > abs(n[w]):
+        w = 1
+    if abs(n[2]) > abs(n[w]):
+        w = 2
+    u, v = (w + 1) % 3, (w + 2) % 3
+    # Edge tests in a coordinate plane cannot separate when the triangle's bounding box spans
+    # a single voxel in both of its axes: skip those planes.
+    one_u, one_v, one_w = lo[u] == hi[u], lo[v] == hi[v], lo[w] == hi[w]
+    test_uv, test_vw, test_wu = not (one_u and one_v), not (one_v and one_w), \
+        not (one_w and one_u)
+    uv, vw, wu = scratch[0], scratch[1], scratch[2]
+    if test_uv:
+        _edge_bounds(tri, u, v, uv)
+    if test_vw:
+        _edge_bounds(tri, v, w, vw)
+    if test_wu:
+        _edge_bounds(tri, w, u, wu)
+    nu, nv, nw = n[u], n[v], n[w]
+    su, sv, sw = _stride(u, res), _stride(v, res), _stride(w, res)
+    rad = 0.5 * (abs(nu) + abs(nv) + abs(nw)) * (1.0 + _SLACK) + _SLACK
+    dot_p = n[0] * tri[0, 0] + n[1] * tri[0, 1] + n[2] * tri[0, 2]
+    for iu in range(lo[u], hi[u] + 1):
+        cu = iu + 0.5
+        for iv in range(lo[v], hi[v] + 1):
+            cv = iv + 0.5
+            if test_uv and not _inside_edges(uv, cu, cv):
+                continue
+            k0, k1 = lo[w], hi[w]
+            if nw != 0.0:
+                # |n . c - n . p| <= rad solved for c_w, the centre k + 1/2 of the run.
+                base = dot_p - nu * cu - nv * cv
+                t0, t1 = (base - rad) / nw, (base + rad) / nw
+                if t0 > t1:
+                    t0, t1 = t1, t0
+                k0 = max(k0, _clamp_index(np.ceil(t0 - 0.5), -1, res))
+                k1 = min(k1, _clamp_index(np.floor(t1 - 0.5), -1, res))
+            column = iu * su + iv * sv
+            for k in range(k0, k1 + 1):
+                cw = k + 0.5
+                if test_vw and not _inside_edges(vw, cv, cw):
                     continue
-                k0, k1 = lo[w], hi[w]
-                if n[w] != 0.0:
-                    # |n . c - n . p| <= rad solved for c_w, the centre k + 1/2 of the run.
-                    base = dot_p - n[u] * cu - n[v] * cv
-                    a, b = (base - rad) / n[w], (base + rad) / n[w]
-                    if a > b:
-                        a, b = b, a
-                    k0 = max(k0, _clamp_index(np.ceil(a - 0.5), -1, res))
-                    k1 = min(k1, _clamp_index(np.floor(b - 0.5), -1, res))
-                for k in range(k0, k1 + 1):
-                    cw = k + 0.5
-                    if _inside_edges(vw, cv, cw) and _inside_edges(wu, cw, cu):
-                        flat[iu * stride[u] + iv * stride[v] + k * stride[w]] = 1
+                if test_wu and not _inside_edges(wu, cw, cu):
+                    continue
+                flat[column + k * sw] = 1
 
 
 # ---------------------------------------------------------------------------------------------
 # Interior: empty voxels not 6-connected to the outside.
 # ---------------------------------------------------------------------------------------------
 
+_EMPTY, _SHELL, _OUTSIDE, _PAD = 0, 1, 2, 3
+
+
 @njit(cache=True)
 def _fill_interior(grid):
     """Fill, in place, every empty voxel of ``grid`` (uint8, [x, y, z]) that no 6-connected path
-    of empty voxels joins to the grid's border, i.e. to an empty layer padded around it."""
+    of empty voxels joins to an empty layer padded around the grid.
+
+    Works on a flat copy with a one-voxel pad so that neighbours are plain index offsets; the pad
+    itself is never entered, the flood starts from the empty voxels next to it.
+    """
     nx, ny, nz = grid.shape
-    # 0 empty/unvisited, 1 surface, 2 reached from outside.
-    stack = np.empty((nx * ny * nz, 3), np.int32)
+    sx, sy = (ny + 2) * (nz + 2), nz + 2  # strides of the padded copy
+    work = np.full((nx + 2) * sx, _PAD, np.uint8)
+    stack = np.empty(nx * ny * nz, np.int64)  # each voxel is pushed at most once
     top = 0
     for x in range(nx):
         for y in range(ny):
+            base = (x + 1) * sx + (y + 1) * sy + 1
             for z in range(nz):
-                on_border = x == 0 or y == 0 or z == 0 or x == nx - 1 or y == ny - 1 \
-                    or z == nz - 1
-                if on_border and grid[x, y, z] == 0:
-                    grid[x, y, z] = 2
-                    stack[top, 0], stack[top, 1], stack[top, 2] = x, y, z
+                work[base + z] = grid[x, y, z]
+                on_border = (x == 0 or y == 0 or z == 0
+                             or x == nx - 1 or y == ny - 1 or z == nz - 1)
+                if on_border and grid[x, y, z] == _EMPTY:
+                    work[base + z] = _OUTSIDE
+                    stack[top] = base + z
                     top += 1
+    steps = (1, -1, sy, -sy, sx, -sx)
     while top > 0:
         top -= 1
-        x, y, z = stack[top, 0], stack[top, 1], stack[top, 2]
-        for d in range(6):
-            a, b, c = x, y, z
-            if d == 0:
-                a -= 1
-            elif d == 1:
-                a += 1
-            elif d == 2:
-                b -= 1
-            elif d == 3:
-                b += 1
-            elif d == 4:
-                c -= 1
-            else:
-                c += 1
-            if 0 <= a < nx and 0 <= b < ny and 0 <= c < nz and grid[a, b, c] == 0:
-                grid[a, b, c] = 2
-                stack[top, 0], stack[top, 1], stack[top, 2] = a, b, c
+        i = stack[top]
+        for step in steps:
+            j = i + step
+            if work[j] == _EMPTY:
+                work[j] = _OUTSIDE
+                stack[top] = j
                 top += 1
-    # What the flood never reached is surface or interior.
+    # Whatever the flood did not reach is shell or interior.
     for x in range(nx):
         for y in range(ny):
+            base = (x + 1) * sx + (y + 1) * sy + 1
             for z in range(nz):
-                grid[x, y, z] = 1 if grid[x, y, z] != 2 else 0
+                grid[x, y, z] = work[base + z] != _OUTSIDE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +264,9 @@ def _fill_interior(grid):
 
 def placement(vertices: np.ndarray) -> tuple[tuple[float, float, float], float]:
     """``(translate, scale)`` of the grid cube: side = longest bounding-box extent, centred."""
-    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    # Column by column: numpy reduces an (N, 3) array along axis 0 about 10x slower.
+    lo = np.array([vertices[:, a].min() for a in range(3)])
+    hi = np.array([vertices[:, a].max() for a in range(3)])
     scale = float((hi - lo).max())
     translate = (lo + hi) / 2 - scale / 2
     return (float(translate[0]), float(translate[1]), float(translate[2])), scale
@@ -221,10 +286,9 @@ def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
 def surface_voxels(vertices: np.ndarray, faces: np.ndarray, res: int,
                    translate: Sequence[float], scale: float) -> np.ndarray:
     """(res, res, res) uint8 grid, [x, y, z], of the voxels the triangles touch."""
-    grid_units = (np.asarray(vertices, np.float64) - np.asarray(translate)) * (res / scale)
-    tris = np.ascontiguousarray(grid_units[faces])  # (F, 3, 3)
+    grid_vertices = (np.asarray(vertices, np.float64) - np.asarray(translate)) * (res / scale)
     flat = np.zeros(res ** 3, np.uint8)
-    _mark_surface(tris, res, flat)
+    _mark_surface(grid_vertices, np.ascontiguousarray(faces, np.int64), res, flat)
     return flat.reshape(res, res, res)
 
 
