@@ -779,7 +779,7 @@ def sofa(rng: np.random.Generator) -> list[Part]:
         if chaise is not None and np.sign(chaise[0]) == sx:
             continue
         if arm_style == "sloped":  # arm top falls towards the front
-            front_h = rng.uniform(seat_h, arm_h)
+            front_h = rng.uniform(min(seat_h, arm_h), max(seat_h, arm_h))  # low arms exist
             prof = np.array(
                 [
                     [-d / 2, base_lo],
