@@ -56,6 +56,8 @@ def _add_demo(sub) -> None:
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classes", default="all")
+    p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_cmd_demo)
 
 
@@ -95,7 +97,7 @@ def _cmd_demo(args) -> int:
     from .demo import run_demo
 
     return run_demo(args.out, per_class=args.per_class, views=args.views, size=args.size,
-                    seed=args.seed)
+                    seed=args.seed, workers=args.workers, synsets=resolve_classes(args.classes))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def run_demo(out: Path, per_class: int = 1, views: int = 4, size: int = 128, seed: int = 0,
-             workers: int = 2) -> int:
+             workers: int = 2, synsets: list[str] | None = None) -> int:
     """Build a small data set of all 13 classes end to end and write ``contact_sheet.png``."""
     from .procedural import run_shapes
     from .render import run_render
@@ -27,14 +27,14 @@ def run_demo(out: Path, per_class: int = 1, views: int = 4, size: int = 128, see
     shapes, vox = out / "shapes", out / "voxels"
     renders = {style: out / f"renders_{style}" for style in ("synthetic", "photo")}
     log.info("1/4 generating %d shapes per class into %s", per_class, shapes)
-    failures = run_shapes(ShapesConfig(shapes, list(ALL_SYNSETS), per_class, seed))
+    failures = run_shapes(ShapesConfig(shapes, synsets or list(ALL_SYNSETS), per_class, seed))
     for i, (style, dest) in enumerate(renders.items(), start=2):
         log.info("%d/4 rendering the %s style into %s", i, style, dest)
         failures += run_render(RenderConfig(shapes, dest, style=style, views=views, size=size,
                                             workers=workers, seed=seed))
     log.info("4/4 voxelizing into %s", vox)
     failures += run_voxelize(VoxelizeConfig(shapes, vox, res=32))
-    sheet = save_png(build_sheet(shapes, renders, vox), out / "contact_sheet.png")
+    sheet = save_png(build_sheet(shapes, renders, vox, min(views, 2)), out / "contact_sheet.png")
     log.info("contact sheet: %s", sheet)
     print(f"shapes   {shapes}\nrenders  {renders['synthetic']}  {renders['photo']}\n"
           f"voxels   {vox}\nsheet    {sheet}")
