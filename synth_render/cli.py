@@ -35,6 +35,8 @@ def _add_render(sub) -> None:
     p.add_argument("--models-per-worker", type=int, default=200)
     p.add_argument("--max-rss-mb", type=float, default=2048.0)
     p.add_argument("--samples", type=int, default=16, help="Cycles samples (photo style)")
+    p.add_argument("--models", type=Path, default=None,
+                   help="file of <synset>/<model_id> lines (e.g. one split): only those models")
     p.set_defaults(func=_cmd_render)
 
 
@@ -46,6 +48,8 @@ def _add_voxelize(sub) -> None:
     p.add_argument("--classes", default="all")
     p.add_argument("--shard", default=None)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--models", type=Path, default=None,
+                   help="file of <synset>/<model_id> lines (e.g. one split): only those models")
     p.set_defaults(func=_cmd_voxelize)
 
 
@@ -80,7 +84,7 @@ def _cmd_render(args) -> int:
         workers=args.workers, shard=parse_shard(args.shard), seed=args.seed,
         synsets=_synsets_or_all(args.classes), timeout_s=args.timeout,
         models_per_worker=args.models_per_worker, max_rss_mb=args.max_rss_mb,
-        samples=args.samples,
+        samples=args.samples, models=args.models,
     )
     return run_render(cfg)
 
@@ -89,7 +93,7 @@ def _cmd_voxelize(args) -> int:
     from .voxelize import run_voxelize
 
     cfg = VoxelizeConfig(args.shapes, args.out, args.res, _synsets_or_all(args.classes),
-                         parse_shard(args.shard), args.workers)
+                         parse_shard(args.shard), args.workers, args.models)
     return run_voxelize(cfg)
 
 

@@ -29,6 +29,7 @@ class RenderConfig:
     models_per_worker: int = 200  # recycle a worker after this many models...
     max_rss_mb: float = 2048.0  # ...or when its resident memory passes this
     samples: int = 16  # Cycles samples for the photo style
+    models: Path | None = None  # a file of "<synset>/<model_id>" lines: render only those
 
 
 @dataclass
@@ -39,6 +40,7 @@ class VoxelizeConfig:
     synsets: list[str] = field(default_factory=list)
     shard: tuple[int, int] = (0, 1)
     workers: int = 1
+    models: Path | None = None  # a file of "<synset>/<model_id>" lines: voxelize only those
 
 
 def to_jsonable(cfg) -> dict:

@@ -63,6 +63,31 @@ def find_models(root: str | os.PathLike, synsets: Sequence[str] | None = None) -
     return refs
 
 
+def read_model_list(path: str | os.PathLike) -> set[str]:
+    """Keys (``<synset>/<model_id>``) from a text file, one per line; ``#`` starts a comment."""
+    keys = set()
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            if line.count("/") != 1:
+                raise ValueError(f"{path}: expected '<synset>/<model_id>', got {line!r}")
+            keys.add(line)
+    return keys
+
+
+def select_models(root: str | os.PathLike, synsets: Sequence[str] | None = None,
+                  shard: tuple[int, int] = (0, 1),
+                  model_list: str | os.PathLike | None = None) -> list[ModelRef]:
+    """The models of a tree that a job works on: class filter, then model list, then shard."""
+    from .shards import take_shard
+
+    refs = find_models(root, synsets or None)
+    if model_list is not None:
+        wanted = read_model_list(model_list)
+        refs = [r for r in refs if r.key in wanted]
+    return take_shard(refs, [r.key for r in refs], shard)
+
+
 def normalize_v2(vertices: np.ndarray) -> np.ndarray:
     """ShapeNet v2 normalization: bounding-box centre at the origin, bounding-box diagonal 1."""
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)

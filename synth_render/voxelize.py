@@ -35,7 +35,6 @@ from numba import njit
 
 from . import binvox, r2n2, shapenet
 from .config import VoxelizeConfig
-from .shards import take_shard
 
 log = logging.getLogger(__name__)
 
@@ -372,8 +371,7 @@ def run_voxelize(cfg: VoxelizeConfig) -> int:
     """
     from tqdm import tqdm
 
-    refs = shapenet.find_models(cfg.shapes, cfg.synsets or None)
-    refs = take_shard(refs, [r.key for r in refs], cfg.shard)
+    refs = shapenet.select_models(cfg.shapes, cfg.synsets, cfg.shard, cfg.models)
     jobs = [(r, r2n2.voxel_path(cfg.out, r.synset, r.model_id)) for r in refs]
     todo = [(r, p) for r, p in jobs if not p.is_file()]
     skipped = len(jobs) - len(todo)

@@ -129,3 +129,21 @@ def test_frame_conversions_are_inverse():
     # ShapeNet's +Y up is Blender's +Z up; ShapeNet's -Z front is Blender's +Y.
     np.testing.assert_allclose(r2n2.shapenet_to_blender([0, 1, 0]), [0, 0, 1])
     np.testing.assert_allclose(r2n2.shapenet_to_blender([0, 0, -1]), [0, 1, 0])
+
+
+def test_select_models_applies_classes_list_and_shard(tmp_path):
+    for synset in ("03001627", "04379243"):
+        for i in range(4):
+            shapenet.write_v2_model(tmp_path, synset, f"m{i}", [_box_part()])
+    listing = tmp_path / "split.txt"
+    listing.write_text("# target-train shapes\n03001627/m1\n03001627/m2\n04379243/m0\n")
+    keys = [r.key for r in shapenet.select_models(tmp_path, model_list=listing)]
+    assert keys == ["03001627/m1", "03001627/m2", "04379243/m0"]
+    chairs = shapenet.select_models(tmp_path, ["03001627"], model_list=listing)
+    assert [r.key for r in chairs] == ["03001627/m1", "03001627/m2"]
+    halves = [shapenet.select_models(tmp_path, shard=(k, 2)) for k in range(2)]
+    assert sorted(r.key for h in halves for r in h) == sorted(
+        r.key for r in shapenet.find_models(tmp_path))
+    listing.write_text("not-a-key\n")
+    with pytest.raises(ValueError, match="expected"):
+        shapenet.select_models(tmp_path, model_list=listing)

@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from .. import r2n2
 from ..config import RenderConfig, to_jsonable
-from ..shapenet import ModelRef, find_models
-from ..shards import asset_split, stable_hash, take_shard
+from ..shapenet import ModelRef, select_models
+from ..shards import asset_split, stable_hash
 from .worker_client import WorkerDied, WorkerError, WorkerProcess, WorkerTimeout
 
 log = logging.getLogger(__name__)
@@ -245,8 +245,7 @@ def run_render(cfg: RenderConfig) -> int:
                   cfg.style, cfg.style)
         return 2
     start = time.perf_counter()
-    refs = find_models(cfg.shapes, cfg.synsets or None)
-    refs = take_shard(refs, [r.key for r in refs], cfg.shard)
+    refs = select_models(cfg.shapes, cfg.synsets, cfg.shard, cfg.models)
     todo, done = _pending(refs, cfg)
     log.info("%d models in shard %d/%d: %d to render, %d already complete",
              len(refs), cfg.shard[0], cfg.shard[1], len(todo), len(done))
