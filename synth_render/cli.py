@@ -59,7 +59,8 @@ def _add_demo(sub) -> None:
     p.add_argument("--per-class", type=int, default=1)
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=1000,
+                   help="shape seed; >= 1000 so demo shapes never overlap training data (< 1000)")
     p.add_argument("--classes", default="all")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_cmd_demo)

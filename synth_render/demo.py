@@ -17,7 +17,7 @@ from .taxonomy import ALL_SYNSETS, class_name
 log = logging.getLogger(__name__)
 
 
-def run_demo(out: Path, per_class: int = 1, views: int = 4, size: int = 128, seed: int = 0,
+def run_demo(out: Path, per_class: int = 1, views: int = 4, size: int = 128, seed: int = 1000,
              workers: int = 2, synsets: list[str] | None = None) -> int:
     """Build a small data set of all 13 classes end to end and write ``contact_sheet.png``."""
     from .procedural import run_shapes
