@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
+
+from synth_render import commands
 
 
 def _add_dataset(sub) -> None:
@@ -32,16 +33,8 @@ COMMANDS = [_add_dataset]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in COMMANDS:
-        add(sub)
-    return parser
+    return commands.build_parser("python -m backend", __doc__, COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return int(args.func(args) or 0)
+    return commands.run(build_parser(), argv)

@@ -13,14 +13,13 @@ Meshes are generated here with trimesh (seeded, ~10k triangles, MTL colours, v2 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import trimesh
+from machine import describe
 
 from synth_render.render.pool import PoolOptions, model_views, run_jobs
 from synth_render.render.worker_client import WorkerProcess
@@ -163,16 +162,6 @@ def bench_photo(refs, tmp: Path, args) -> None:
           f"{wall / n_views:.2f} s a view including the first model")
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--models", type=int, default=12)
@@ -187,7 +176,7 @@ def main() -> None:
     p.add_argument("--skip-throughput", action="store_true")
     args = p.parse_args()
 
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}")
+    print(f"CPU: {describe()}")
     with tempfile.TemporaryDirectory(prefix="bench_render_") as tmp_str:
         tmp = Path(tmp_str)
         refs = make_meshes(tmp / "shapes", n=args.models)

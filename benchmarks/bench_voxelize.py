@@ -9,12 +9,11 @@ Targets: at least 10x at 32^3 and 5x at 128^3.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 import trimesh
+from machine import describe
 from scipy.spatial.transform import Rotation
 
 from synth_render.voxelize import placement, voxelize_mesh
@@ -64,22 +63,11 @@ def best_ms(fn, repeat: int) -> float:
     return 1000 * min(times)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
     args = parser.parse_args()
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; numpy {np.__version__}, "
+    print(f"machine: {describe()}; numpy {np.__version__}, "
           f"trimesh {trimesh.__version__}")
     warm = trimesh.creation.icosphere(subdivisions=2)
     voxelize_mesh(warm.vertices, warm.faces, 8)  # compile (or load numba's cache) before timing

@@ -1,11 +1,11 @@
-"""``python -m synth_render {shapes,render,voxelize,gallery,demo}``."""
+"""``python -m synth_render {shapes,render,voxelize,demo}``: the data engine."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
+from . import commands
 from .config import RenderConfig, ShapesConfig, VoxelizeConfig
 from .shards import parse_shard
 from .taxonomy import resolve_classes
@@ -106,16 +106,9 @@ def _cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m synth_render", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_shapes, _add_render, _add_voxelize, _add_demo):
-        add(sub)
-    return parser
+    return commands.build_parser("python -m synth_render", __doc__,
+                                 (_add_shapes, _add_render, _add_voxelize, _add_demo))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return int(args.func(args) or 0)
+    return commands.run(build_parser(), argv)

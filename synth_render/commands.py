@@ -1,0 +1,28 @@
+"""The shared shape of the project's command-line entry points (``python -m <package> ...``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Sequence
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def build_parser(prog: str, description: str | None,
+                 adders: Sequence[Callable[[argparse._SubParsersAction], None]]
+                 ) -> argparse.ArgumentParser:
+    """A parser with ``-v`` and one subcommand per adder; each adder sets ``func``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in adders:
+        add(sub)
+    return parser
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse, set up logging, run the chosen subcommand; return its exit code."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
+    return int(args.func(args) or 0)
