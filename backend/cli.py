@@ -29,7 +29,13 @@ def _cmd_dataset(args) -> int:
                                     args.workers))
 
 
-COMMANDS = [_add_dataset]
+def _add_eval(sub) -> None:
+    from .evaluate import add_eval_parser
+
+    add_eval_parser(sub)
+
+
+COMMANDS = [_add_dataset, _add_eval]
 
 
 def build_parser() -> argparse.ArgumentParser:
