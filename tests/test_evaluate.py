@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from backend import eval_gallery, reports
 from backend import evaluate as ev
+from backend.eval_gallery import GALLERY_TILE
 from backend.splits import Splits, save_splits
 from synth_render import r2n2
 from synth_render.binvox import write_binvox
@@ -255,11 +257,11 @@ def test_eval_parser_registers_the_command(tmp_path):
 
 
 def test_domain_adaptation_gain():
-    assert ev.domain_adaptation_gain(0.5, 0.4, 0.6) == pytest.approx(0.5)
-    assert ev.domain_adaptation_gain(0.3, 0.4, 0.6) == pytest.approx(-0.5)
-    assert ev.domain_adaptation_gain(0.5, 0.6, 0.6) is None  # no gap to close
-    assert ev.domain_adaptation_gain(0.5, 0.7, 0.6) is None
-    assert ev.domain_adaptation_gain(None, 0.4, 0.6) is None
+    assert reports.domain_adaptation_gain(0.5, 0.4, 0.6) == pytest.approx(0.5)
+    assert reports.domain_adaptation_gain(0.3, 0.4, 0.6) == pytest.approx(-0.5)
+    assert reports.domain_adaptation_gain(0.5, 0.6, 0.6) is None  # no gap to close
+    assert reports.domain_adaptation_gain(0.5, 0.7, 0.6) is None
+    assert reports.domain_adaptation_gain(None, 0.4, 0.6) is None
 
 
 def _fake_report(path: Path, mode: str, iou: float) -> Path:
@@ -290,7 +292,7 @@ def test_compare_reports_mean_std_and_gain(tmp_path):
     md = (out / "comparison.md").read_text()
     assert "| source-only | 2 | 0.400 ± 0.141 |" in md and "Domain-adaptation gain" in md
     # LABEL=path overrides the checkpoint's mode.
-    relabelled = ev.compare_reports([f"mine={paths[0]}"])
+    relabelled = reports.compare_reports([f"mine={paths[0]}"])
     assert list(relabelled["groups"]) == ["mine"] and relabelled["domain_adaptation_gain"] is None
 
 
@@ -301,11 +303,11 @@ def test_select_gallery_is_deterministic_and_bounded():
     records = [{"index": i, "class": c, "iou": iou}
                for i, (c, iou) in enumerate([("a", 0.1), ("a", 0.5), ("a", 0.9), ("a", 0.7),
                                              ("b", 0.2), ("b", 0.4)])]
-    picked = ev.select_gallery(records, 3)
+    picked = eval_gallery.select_gallery(records, 3)
     # a: median 0.7, best 0.9; b: median 0.4 (then best 0.4 is the same record).
     assert [r["index"] for r in picked] == [2, 3, 5]
-    assert len(ev.select_gallery(records, 100)) == 5  # every distinct median/best/worst
-    assert ev.select_gallery(records, 3) == picked
+    assert len(eval_gallery.select_gallery(records, 100)) == 5  # every distinct median/best/worst
+    assert eval_gallery.select_gallery(records, 3) == picked
 
 
 @pytest.mark.blender
@@ -317,13 +319,13 @@ def test_gallery_png_is_rendered(tmp_path, r2n2_tree):
     model = TableModel(dataset)
     result = ev.evaluate(model, FakeInfo(), dataset, fscore_points=64, progress=False)
     path = tmp_path / "gallery.png"
-    shown = ev.render_gallery(model, FakeInfo(), dataset, result["records"], path, n=2,
-                              renders=renders, render_workers=1)
+    shown = eval_gallery.render_gallery(model, FakeInfo(), dataset, result["records"], path,
+                                        n=2, renders=renders, render_workers=1)
     assert len(shown) == 2 and all(s["prediction_rendered"] for s in shown)
     with Image.open(path) as sheet:
-        assert sheet.size == (150 + 3 * (ev.GALLERY_TILE + 4), 22 + 2 * (ev.GALLERY_TILE + 4))
+        assert sheet.size == (150 + 3 * (GALLERY_TILE + 4), 22 + 2 * (GALLERY_TILE + 4))
         pixels = np.asarray(sheet.convert("L"))
-    tile = pixels[22:22 + ev.GALLERY_TILE, 150 + ev.GALLERY_TILE + 4:][:, :ev.GALLERY_TILE]
+    tile = pixels[22:22 + GALLERY_TILE, 150 + GALLERY_TILE + 4:][:, :GALLERY_TILE]
     assert tile.std() > 5  # the prediction tile shows a rendered mesh, not a blank
 
 
