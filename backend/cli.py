@@ -35,7 +35,13 @@ def _add_eval(sub) -> None:
     add_eval_parser(sub)
 
 
-COMMANDS = [_add_dataset, _add_eval]
+def _add_train(sub) -> None:
+    from .train import add_train_parser
+
+    add_train_parser(sub)
+
+
+COMMANDS = [_add_dataset, _add_train, _add_eval]
 
 
 def build_parser() -> argparse.ArgumentParser:

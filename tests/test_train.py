@@ -1,0 +1,397 @@
+"""The networks, the trainer and its checkpoints, on a tiny data set generated on the fly.
+
+The data set has the real layout (R2N2 renders + binvox voxels + splits.json) and goes through
+the real loaders (:mod:`backend.data`); shapes are boxes whose silhouettes are the images, so
+a tiny network can overfit them in a few dozen steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from backend import checkpoint as ckpt_mod
+from backend.checkpoint import load_model
+from backend.dataclass_args import dataclass_from_args
+from backend.models import ModelConfig, Reconstructor, degrees_to_vector, vector_to_degrees
+from backend.splits import Splits, save_splits
+from backend.train import (
+    MODES,
+    StepBatchSampler,
+    TrainConfig,
+    add_train_arguments,
+    build_datasets,
+    train,
+)
+from synth_render import binvox, r2n2
+from synth_render.taxonomy import ALL_SYNSETS
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBSET_SIZES = {"source_train": 6, "source_val": 2, "target_train": 4, "test": 2}
+VIEWS = 2
+# A network small enough to train in well under a second per step on a busy 2-core machine.
+TINY_MODEL_FLAGS = ["--model-latent-dim", "32", "--model-enc-channels", "8", "16", "16", "32",
+                    "32", "--model-vox-channels", "16", "8", "8", "--model-img-channels", "16",
+                    "8", "8", "8", "--model-head-hidden", "16", "--model-disc-hidden", "32"]
+
+
+# ------------------------------------------------------------------------- tiny data set
+
+
+def _box_grid(i: int) -> np.ndarray:
+    """A box whose extents differ per shape, indexed [x, y, z]."""
+    rng = np.random.default_rng(i)
+    lo = rng.integers(2, 10, size=3)
+    hi = lo + rng.integers(8, 20, size=3)
+    grid = np.zeros((32, 32, 32), bool)
+    grid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
+    return grid
+
+
+def _silhouette(grid: np.ndarray, colour, photo: bool, rng) -> Image.Image:
+    """The grid seen along z (x right, y up), 64 px; photo style gets a noisy background."""
+    mask = grid.any(axis=2).T[::-1]  # (y, x), +Y up
+    mask = np.kron(mask, np.ones((2, 2), bool))  # 64 x 64
+    rgb = np.empty((64, 64, 3), np.uint8)
+    rgb[:] = colour
+    if photo:
+        background = rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8)
+        rgb[~mask] = background[~mask]
+        return Image.fromarray(rgb)
+    alpha = (mask * 255).astype(np.uint8)
+    return Image.fromarray(np.dstack([rgb, alpha]))
+
+
+def make_tiny_dataset(root: Path) -> Splits:
+    """Write a few shapes in the project's layout: splits.json, voxels/, renders_*/."""
+    splits, i = Splits(), 0
+    for subset, n in SUBSET_SIZES.items():
+        for _ in range(n):
+            splits.subset(subset).append(f"{ALL_SYNSETS[i % 13]}/shape{i:03d}")
+            i += 1
+    save_splits(splits, root / "splits.json")
+    rng = np.random.default_rng(0)
+    styles = {"synthetic": ("source_train", "source_val", "test"),
+              "photo": ("target_train", "test")}
+    for index, key in enumerate(k for s in SUBSET_SIZES for k in splits.subset(s)):
+        synset, model_id = key.split("/")
+        grid = _box_grid(index)
+        binvox.write_binvox(r2n2.voxel_path(root / "voxels", synset, model_id), grid)
+        colour = (40 + 15 * (index % 13), 200 - 10 * (index % 13), 120)
+        for style, subsets in styles.items():
+            if not any(key in splits.subset(s) for s in subsets):
+                continue
+            out = r2n2.rendering_dir(root / f"renders_{style}", synset, model_id)
+            out.mkdir(parents=True, exist_ok=True)
+            views = [r2n2.View(float(45 + 90 * v), 27.0, 0.8) for v in range(VIEWS)]
+            for v in range(VIEWS):
+                _silhouette(grid, colour, style == "photo", rng).save(
+                    out / r2n2.view_file_name(v))
+            r2n2.write_index(out, views)
+    return splits
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny_data")
+    make_tiny_dataset(root)
+    return root
+
+
+def tiny_config(data: Path, runs: Path, mode: str, steps: int, *extra: str) -> TrainConfig:
+    """A TrainConfig for the tiny data set, built through the command-line parser."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    return dataclass_from_args(TrainConfig, parser.parse_args(
+        tiny_flags(data, runs, mode, steps) + list(extra)))
+
+
+def tiny_flags(data: Path, runs: Path, mode: str, steps: int) -> list[str]:
+    return ["--data", str(data), "--runs", str(runs), "--mode", mode, "--steps", str(steps),
+            "--batch-size", "4", "--lr", "3e-3", "--warmup-steps", "2", "--num-workers", "0",
+            "--threads", "1", "--no-augment", "--log-every", "1", "--eval-every", "1000",
+            "--checkpoint-every", "1000", *TINY_MODEL_FLAGS]
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+# ------------------------------------------------------------------------- models
+
+
+def test_reconstructor_shapes_and_ranges():
+    model = Reconstructor(ModelConfig())
+    images = torch.rand(3, 3, 64, 64) * 2 - 1
+    out = model(images)
+    assert out["voxel_logits"].shape == (3, 32, 32, 32)
+    assert out["class_logits"].shape == (3, 13)
+    assert out["view"].shape == (3, 2)
+    assert ((out["view"][:, 0] >= 0) & (out["view"][:, 0] < 360)).all()
+    pred = model.predict(images)
+    assert pred["probs"].shape == (3, 32, 32, 32)
+    assert 0 <= float(pred["probs"].min()) and float(pred["probs"].max()) <= 1
+    assert pred["class_index"].shape == pred["azimuth"].shape == pred["elevation"].shape == (3,)
+    assert model.training  # predict restores the mode it found
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 1_000_000 <= n_params <= 3_000_000
+
+
+def test_voxel_decoder_64_cubed():
+    cfg = ModelConfig(latent_dim=32, enc_channels=(8, 8, 8, 8, 8), vox_channels=(16, 8, 8, 4))
+    assert cfg.voxel_size == 64
+    assert Reconstructor(cfg)(torch.zeros(1, 3, 64, 64))["voxel_logits"].shape == (1, 64, 64, 64)
+
+
+def test_view_vector_round_trip_wraps_azimuth():
+    view = torch.tensor([[0.0, 25.0], [359.5, 29.9], [180.0, 27.0], [90.25, 26.0]])
+    back = vector_to_degrees(degrees_to_vector(view))
+    diff = (back - view).abs()
+    assert torch.minimum(diff[:, 0], 360 - diff[:, 0]).max() < 1e-3
+    assert diff[:, 1].max() < 1e-3
+
+
+def test_gradient_reversal_flips_and_scales_the_gradient():
+    from backend.models import reverse_gradient
+
+    x = torch.ones(3, requires_grad=True)
+    y = reverse_gradient(x, 0.25)
+    assert torch.equal(y, x)
+    (2 * y).sum().backward()
+    assert torch.allclose(x.grad, torch.full((3,), -0.5))
+
+
+def test_model_config_round_trip():
+    cfg = ModelConfig(latent_dim=64, vox_channels=(32, 16, 8, 4))
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError):
+        ModelConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+# ------------------------------------------------------------------------- config and data order
+
+
+def test_cli_flags_build_the_config(tmp_path):
+    cfg = tiny_config(tmp_path, tmp_path / "runs", "oracle", 7, "--amp", "--thresholds", "0.3",
+                      "0.5")
+    assert cfg.mode == "oracle" and cfg.steps == 7 and cfg.amp is True
+    assert cfg.thresholds == (0.3, 0.5) and cfg.model.vox_channels == (16, 8, 8)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert set(MODES) == {"unsupervised", "source-only", "oracle", "no-adversarial",
+                          "no-reconstruction"}
+
+
+def test_batch_order_is_a_function_of_seed_and_step():
+    def take(sampler, n):
+        it = iter(sampler)
+        return [next(it) for _ in range(n)]
+
+    full = take(StepBatchSampler(10, 3, seed=5), 12)
+    assert take(StepBatchSampler(10, 3, seed=5, start_step=7), 5) == full[7:12]
+    assert take(StepBatchSampler(10, 3, seed=6), 12) != full
+    # Two ranks split each epoch without overlap.
+    r0, r1 = (StepBatchSampler(10, 2, seed=1, rank=r, world=2) for r in (0, 1))
+    assert not set(sum(take(r0, 2), [])) & set(sum(take(r1, 2), []))
+    # A data set smaller than a batch still gives full batches.
+    assert all(len(b) == 8 for b in take(StepBatchSampler(3, 8, seed=0), 4))
+
+
+# ------------------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def source_only_run(tiny_data, tmp_path_factory) -> dict:
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = tiny_config(tiny_data, runs, "source-only", 30)
+    return train(cfg)
+
+
+def _early_late(records: list[dict], key: str) -> tuple[float, float]:
+    values = [r[key] for r in records if r["kind"] == "train"]
+    return float(np.mean(values[:5])), float(np.mean(values[-5:]))
+
+
+def test_source_only_overfits_and_writes_the_run_folder(source_only_run):
+    run_dir = Path(source_only_run["run_dir"])
+    for name in ("config.json", "log.jsonl", "loss_curves.png", "checkpoint.pt", "model.pt"):
+        assert (run_dir / name).is_file(), name
+    records = read_log(run_dir)
+    early, late = _early_late(records, "voxel_bce")
+    assert late < 0.8 * early, (early, late)
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert evals and evals[-1]["step"] == 30
+    assert source_only_run["info"].threshold in TrainConfig().thresholds
+    assert "recon_source" not in source_only_run["nets"]  # no training-only modules here
+
+
+def test_unsupervised_trains_all_losses(tiny_data, tmp_path):
+    out = train(tiny_config(tiny_data, tmp_path, "unsupervised", 30, "--adv-warmup", "0.2"))
+    records = [r for r in read_log(Path(out["run_dir"])) if r["kind"] == "train"]
+    for key in ("rec_source", "rec_target", "adv", "d_acc", "voxel_iou", "class_ce"):
+        assert key in records[-1], key
+    early, late = _early_late(records, "voxel_bce")
+    assert late < 0.8 * early, (early, late)
+    assert records[0]["adv_coeff"] == 0.0 and records[-1]["adv_coeff"] > 0.0
+    assert {"recon_source", "recon_target", "discriminator"} <= set(out["nets"])
+
+
+def test_unsupervised_target_loader_never_reads_target_voxels(tiny_data, tmp_path, monkeypatch):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    splits = json.loads((data / "splits.json").read_text())
+    read = []
+    real_read = binvox.read_binvox
+    monkeypatch.setattr(binvox, "read_binvox", lambda p: read.append(Path(p)) or real_read(p))
+    cfg = tiny_config(data, tmp_path / "runs", "unsupervised", 2)
+    sets = build_datasets(cfg)
+    target_keys = set(splits["target_train"])
+    assert not [p for p in read if f"{p.parent.parent.name}/{p.parent.name}" in target_keys]
+    assert set(sets["target"][0]) == {"image", "path"}
+    # With every target voxel file gone, unsupervised training still runs...
+    for key in target_keys:
+        shutil.rmtree(data / "voxels" / key)
+    assert train(cfg)["step"] == 2
+    # ... while the oracle, the one mode that reads them, cannot build its data.
+    with pytest.raises(ValueError, match="no usable models"):
+        build_datasets(tiny_config(data, tmp_path / "runs2", "oracle", 2))
+
+
+def test_unsupervised_on_a_folder_of_photos(tiny_data, tmp_path):
+    photos = tmp_path / "photos" / "nested"
+    photos.mkdir(parents=True)
+    for i, png in enumerate(sorted((tiny_data / "renders_photo").rglob("*.png"))):
+        Image.open(png).convert("RGB").save(photos / f"photo{i}.jpg")
+    cfg = tiny_config(tiny_data, tmp_path / "runs", "unsupervised", 2, "--target-images",
+                      str(tmp_path / "photos"))
+    assert len(build_datasets(cfg)["target"]) == len(list(photos.iterdir()))
+    assert train(cfg)["step"] == 2
+
+
+def test_oracle_and_ablations_run(tiny_data, tmp_path):
+    for mode in ("oracle", "no-adversarial", "no-reconstruction"):
+        out = train(tiny_config(tiny_data, tmp_path, mode, 2))
+        assert out["step"] == 2 and (Path(out["run_dir"]) / "model.pt").is_file()
+
+
+def test_existing_run_needs_resume(source_only_run):
+    cfg = TrainConfig.from_dict(json.loads(
+        (Path(source_only_run["run_dir"]) / "config.json").read_text()))
+    cfg.resume = False
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg)
+
+
+# ------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_round_trip(source_only_run, tiny_data):
+    run_dir = Path(source_only_run["run_dir"])
+    trained = source_only_run["nets"]["reconstructor"].eval()
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    expected = trained.predict(images)
+    for name in ("model.pt", "checkpoint.pt"):
+        raw = torch.load(run_dir / name, map_location="cpu", weights_only=True)
+        state = raw["state_dict"] if name == "model.pt" else raw["modules"]["reconstructor"]
+        assert not [k for k in state if k.startswith("module.")]
+        model, info = load_model(run_dir / name, device="cpu")
+        got = model.predict(images)
+        for key in expected:
+            assert torch.equal(got[key], expected[key]), (name, key)
+        assert info.step == 30 and info.mode == "source-only" and info.image_size == 64
+        assert info.classes == list(ALL_SYNSETS) and info.config["latent_dim"] == 32
+        assert info.threshold == source_only_run["info"].threshold
+        assert "val_iou" in info.metrics
+
+
+def test_load_model_without_default_weights_explains(tmp_path, monkeypatch):
+    monkeypatch.setattr(ckpt_mod, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
+    with pytest.raises(FileNotFoundError, match="--checkpoint"):
+        load_model(None)
+
+
+def test_resume_after_kill_9_continues_exactly(tiny_data, tmp_path):
+    steps, every = 60, 10
+    reference = train(tiny_config(tiny_data, tmp_path / "ref", "unsupervised", steps))
+    ref_log = {r["step"]: r for r in read_log(Path(reference["run_dir"]))
+               if r["kind"] == "train"}
+
+    flags = tiny_flags(tiny_data, tmp_path / "killed", "unsupervised", steps)
+    flags += ["--checkpoint-every", str(every)]
+    run_dir = tmp_path / "killed" / "unsupervised"
+    proc = subprocess.Popen([sys.executable, "-m", "backend.train", *flags], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoint.pt").is_file():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    saved = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert 0 < saved["step"] < steps
+
+    subprocess.run([sys.executable, "-m", "backend.train", *flags, "--resume"], cwd=ROOT,
+                   check=True, capture_output=True, timeout=300)
+    records = [r for r in read_log(run_dir) if r["kind"] == "train"]
+    assert [r["step"] for r in records] == list(range(1, steps + 1))
+    for r in records:  # same batches, same RNG: the resumed run retraces the reference
+        assert r["loss"] == pytest.approx(ref_log[r["step"]]["loss"], rel=1e-4, abs=1e-6), r
+    final = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert final["step"] == steps
+
+
+# ------------------------------------------------------------------------- DDP
+
+
+def _ddp_worker(rank: int, world: int, port: int, data: str, runs: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    cfg = tiny_config(Path(data), Path(runs), "unsupervised", 6, "--adv-warmup", "0")
+    result = train(cfg)
+    state = {f"{n}.{k}": v for n, m in result["nets"].items()
+             for k, v in m.state_dict().items()}
+    torch.save(state, Path(out) / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_gloo_processes_stay_in_sync(tiny_data, tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tiny_data), str(tmp_path / "runs"),
+                                str(tmp_path)), nprocs=2, join=True)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    run_dir = tmp_path / "runs" / "unsupervised"
+    assert [r["step"] for r in read_log(run_dir) if r["kind"] == "train"] == list(range(1, 7))
+    model, _ = load_model(run_dir / "model.pt")
+    assert model.predict(torch.zeros(1, 3, 64, 64))["probs"].shape == (1, 32, 32, 32)
