@@ -58,6 +58,7 @@ class EvalConfig:
     device: str = "auto"
     batch_size: int = 32
     fscore_points: int = 8192
+    views: int | None = None  # the first N views of each model; None: every view
     workers: int = 0  # data-loading processes
     render_workers: int = 2  # Blender workers for the gallery
     compare: list[str] = field(default_factory=list)  # [LABEL=]report.json: comparison mode
@@ -244,7 +245,8 @@ def load_eval_dataset(cfg: EvalConfig, image_size: int):
     if not keys:
         raise ValueError(f"no models with both renders in {cfg.renders} and voxels in "
                          f"{cfg.voxels}" + (f" in subset {cfg.subset}" if cfg.split else ""))
-    dataset = data.RenderVoxelDataset(cfg.renders, cfg.voxels, keys, size=image_size)
+    dataset = data.RenderVoxelDataset(cfg.renders, cfg.voxels, keys, size=image_size,
+                                      views=cfg.views)
     keys = list(getattr(dataset, "keys", keys))  # without the models it had to skip
     per_class: dict[str, int] = {}
     for key in keys:
@@ -319,6 +321,8 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--fscore-points", type=int, default=d.fscore_points)
+    p.add_argument("--views", type=int, default=None,
+                   help="evaluate the first N views of each model (default: all)")
     p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
     p.add_argument("--render-workers", type=int, default=d.render_workers,
                    help="Blender workers for the gallery")

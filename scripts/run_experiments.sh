@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Train and evaluate the three modes (source-only, unsupervised, oracle) for one seed on the
+# procedural data set, then evaluate each on the photo-style and synthetic test sets.
+# Resumable: a rerun continues unfinished runs and skips finished evaluations.
+#   scripts/run_experiments.sh [SEED] [STEPS] [MODES...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+SEED=${1:-0}
+STEPS=${2:-4000}
+shift $(( $# > 2 ? 2 : $# )) || true
+MODES=${*:-source-only unsupervised oracle}
+DATA=${DATA:-data/procedural}
+RUNS=${RUNS:-runs}
+EVAL_VIEWS=${EVAL_VIEWS:-2}
+
+for mode in $MODES; do
+  name="$mode-s$SEED"
+  $PY -m backend train --mode "$mode" --seed "$SEED" --steps "$STEPS" --data "$DATA" \
+      --runs "$RUNS" --name "$name" --resume
+  for domain in photo synthetic; do
+    out="$RUNS/$name/eval-$domain"
+    [ -f "$out/report.json" ] && continue
+    $PY -m backend eval --checkpoint "$RUNS/$name/model.pt" \
+        --renders "$DATA/renders_$domain" --voxels "$DATA/voxels" \
+        --split "$DATA/splits.json" --subset test --views "$EVAL_VIEWS" \
+        --gallery 0 --out "$out"
+  done
+done
