@@ -1,4 +1,4 @@
-"""``python -m backend {dataset,...}``."""
+"""``python -m backend {dataset,train,eval,serve,reconstruct,keys}``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,25 @@ def _add_train(sub) -> None:
     add_train_parser(sub)
 
 
-COMMANDS = [_add_dataset, _add_train, _add_eval]
+def _add_serve(sub) -> None:
+    from .server import add_serve_parser
+
+    add_serve_parser(sub)
+
+
+def _add_keys(sub) -> None:
+    from .server import add_keys_parser
+
+    add_keys_parser(sub)
+
+
+def _add_reconstruct(sub) -> None:
+    from .reconstruct_cli import add_reconstruct_parser
+
+    add_reconstruct_parser(sub)
+
+
+COMMANDS = [_add_dataset, _add_train, _add_eval, _add_serve, _add_reconstruct, _add_keys]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -300,7 +300,10 @@ def voxel_losses(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.
 
 
 def adversarial_ramp(step: int, cfg: TrainConfig) -> float:
-    """Gradient-reversal coefficient at ``step``: 0 during warm-up, then DANN's ramp to w_adv."""
+    """Gradient-reversal coefficient at ``step``: 0 during warm-up, then DANN's ramp to w_adv
+    (always 0 in modes without an adversary, so their logs don't show a phantom ramp)."""
+    if not MODES[cfg.mode]["adversarial"]:
+        return 0.0
     start = cfg.adv_warmup * cfg.steps
     if step < start:
         return 0.0

@@ -42,6 +42,27 @@ def test_addon_never_imports_torch():
     assert offenders == []
 
 
+def test_protocol_package_is_self_contained():
+    """The Blender add-on bundles backend/protocol as it is: stdlib, numpy, zmq and its own
+    modules (relative imports) only."""
+    allowed = set(sys.stdlib_module_names) | {"numpy", "zmq"}
+    for path in _sources("backend/protocol"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 1:
+                raise AssertionError(f"{path.name}: relative import reaches outside the package")
+        bad = _imports(path) - allowed
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_importing_the_protocol_does_not_load_torch():
+    code = ("import sys, backend.protocol, backend.protocol.client;"
+            "print(sorted(m for m in ('torch', 'bpy', 'PIL', 'trimesh') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
 def test_importing_the_data_engine_does_not_load_bpy_or_torch():
     code = (
         "import sys, synth_render, synth_render.cli, synth_render.render, synth_render.voxelize;"
