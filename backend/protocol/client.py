@@ -1,0 +1,275 @@
+"""A blocking client for the reconstruction daemon (Lazy Pirate pattern).
+
+Each call sends one request on a DEALER socket and polls for the reply with a timeout. When
+no reply comes, the socket is closed (``linger=0``, so nothing queued lingers) and reopened,
+and the request is sent again, up to ``retries`` more times; then :class:`ServerUnavailable`.
+A DEALER (not REQ) socket has no send/receive lock-step to break, and replies whose id is not
+the pending request's (late answers to an abandoned attempt) are skipped.
+
+One :class:`ReconClient` belongs to one thread (ZeroMQ sockets are not thread-safe); the
+Blender add-on drives it from its I/O thread. Stdlib, numpy and zmq only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import zmq
+
+from .messages import (
+    RETRYABLE,
+    Limits,
+    ProtocolError,
+    ReconstructOptions,
+    ReconstructResult,
+    Reply,
+    decode_reconstruct_reply,
+    decode_reply,
+    encode_request,
+    new_id,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
+
+
+class ClientError(Exception):
+    """Base of the client's errors."""
+
+
+class ServerUnavailable(ClientError):
+    """No reply within the timeout after every retry, or the endpoint cannot be reached."""
+
+
+class RequestFailed(ClientError):
+    """The server answered with an error (``code`` is one of ``messages.ERROR_CODES``)."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+    @property
+    def retryable(self) -> bool:
+        """Whether sending the same request later may succeed (``busy``, ``shutting_down``)."""
+        return self.code in RETRYABLE
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """CURVE keys (Z85 bytes) for an encrypted, authenticated connection."""
+
+    client_public: bytes
+    client_secret: bytes
+    server_public: bytes
+
+    @classmethod
+    def from_files(cls, client_secret_file: str | Path, server_public_file: str | Path
+                   ) -> CurveKeys:
+        """Load ``client.key_secret`` and ``server.key`` as written by ``backend keys``."""
+        from zmq.auth import load_certificate
+
+        public, secret = load_certificate(str(client_secret_file))
+        server_public, _ = load_certificate(str(server_public_file))
+        if secret is None:
+            raise ValueError(f"{client_secret_file} holds no secret key")
+        return cls(public, secret, server_public)
+
+    @classmethod
+    def from_dir(cls, directory: str | Path) -> CurveKeys:
+        """``client.key_secret`` and ``server.key`` from one key folder."""
+        directory = Path(directory)
+        return cls.from_files(directory / "client.key_secret", directory / "server.key")
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Raise :class:`ServerUnavailable` unless ``endpoint`` is well formed and its host
+    resolves: ZeroMQ itself retries an unresolvable host silently forever."""
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return
+    if parts.scheme != "tcp" or not parts.hostname:
+        raise ServerUnavailable(f"bad endpoint {endpoint!r}; expected tcp://HOST:PORT")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not port:
+        raise ServerUnavailable(f"bad endpoint {endpoint!r}: no port number")
+    try:
+        ipaddress.ip_address(parts.hostname)
+        return
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ServerUnavailable(f"cannot resolve host {parts.hostname!r} of {endpoint}: "
+                                f"{exc}") from exc
+
+
+class ReconClient:
+    """Talk to a reconstruction daemon; every method blocks at most about
+    ``timeout_s * (retries + 1)`` seconds."""
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout_s: float = 10.0,
+                 retries: int = 2, curve: CurveKeys | None = None,
+                 context: zmq.Context | None = None,
+                 max_request_bytes: int = Limits().max_request_bytes):
+        if timeout_s <= 0 or retries < 0:
+            raise ValueError("timeout_s must be positive and retries non-negative")
+        check_endpoint(endpoint)
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.curve = curve
+        # The server's transport drops larger messages without a word (MAXMSGSIZE), so say it
+        # here instead of timing out.
+        self.max_request_bytes = max_request_bytes
+        self._ctx = context or zmq.Context.instance()
+        self._sock: zmq.Socket | None = None
+
+    # -- socket lifecycle
+
+    def _open(self) -> zmq.Socket:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            sock.curve_publickey = self.curve.client_public
+            sock.curve_secretkey = self.curve.client_secret
+            sock.curve_serverkey = self.curve.server_public
+        sock.connect(self.endpoint)
+        return sock
+
+    def _reset(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+    def close(self) -> None:
+        """Close the socket (the client can be used again; it reconnects)."""
+        self._reset()
+
+    def __enter__(self) -> ReconClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the Lazy Pirate exchange
+
+    def request(self, frames: list[bytes], request_id: str, timeout_s: float | None = None,
+                cancelled: Callable[[], bool] | None = None) -> Reply:
+        """Send ``frames`` and wait for the reply with ``request_id`` (retrying as above).
+
+        ``cancelled``: polled every 50 ms while waiting; when it returns True the server is
+        asked to drop the request and :class:`RequestFailed` ``("cancelled", ...)`` is raised
+        at once (the Blender add-on passes its Cancel button's flag).
+        Raises :class:`ServerUnavailable`, or :class:`RequestFailed` for an error reply.
+        """
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        size = sum(len(f) for f in frames)
+        if size > self.max_request_bytes:
+            raise RequestFailed("too_large", f"the request is {size} bytes, more than the "
+                                             f"{self.max_request_bytes} the server accepts; "
+                                             "downscale or recompress the images")
+        for attempt in range(self.retries + 1):
+            if self._sock is None:
+                self._sock = self._open()
+            self._sock.send_multipart([b"", *frames], copy=False)
+            reply = self._wait(request_id, timeout, cancelled)
+            if reply is not None:
+                if not reply.ok:
+                    raise RequestFailed(*reply.error)
+                return reply
+            log.warning("no reply from %s within %.1f s (attempt %d of %d)", self.endpoint,
+                        timeout, attempt + 1, self.retries + 1)
+            self._reset()  # a fresh socket: the old one may hold a dead connection
+        raise ServerUnavailable(f"no reply from {self.endpoint} after {self.retries + 1} "
+                                f"attempt(s) of {timeout:g} s; is the server running?")
+
+    def _wait(self, request_id: str, timeout: float,
+              cancelled: Callable[[], bool] | None) -> Reply | None:
+        end = time.monotonic() + timeout
+        slice_ms = 50 if cancelled is not None else None
+        while (left := end - time.monotonic()) > 0:
+            wait_ms = int(left * 1000) + 1
+            if not self._sock.poll(min(wait_ms, slice_ms or wait_ms), zmq.POLLIN):
+                if cancelled is not None and cancelled():
+                    self._abandon(request_id)
+                if time.monotonic() >= end:
+                    return None
+                continue
+            frames = self._sock.recv_multipart()
+            if frames and frames[0] == b"":
+                frames = frames[1:]
+            try:
+                reply = decode_reply(frames)
+            except ProtocolError as exc:
+                log.warning("ignoring a malformed reply: %s", exc)
+                continue
+            if reply.id == request_id or (not reply.ok and reply.id is None):
+                return reply
+            log.debug("skipping a stale reply for %s", reply.id)
+        return None
+
+    def _abandon(self, request_id: str) -> None:
+        """Ask the server to drop ``request_id`` (its answer is not awaited), then give up."""
+        cancel = encode_request("cancel", new_id(), target=request_id)
+        try:
+            self._sock.send_multipart([b"", *cancel], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+        # A fresh socket next time, so late replies to the abandoned request never reach the
+        # next one; a short linger lets the cancel message leave first.
+        self._sock.close(linger=200)
+        self._sock = None
+        raise RequestFailed("cancelled", "cancelled by the caller")
+
+    # -- operations
+
+    def reconstruct(self, images: Sequence[bytes | np.ndarray], request_id: str | None = None,
+                    timeout_s: float | None = None, cancelled: Callable[[], bool] | None = None,
+                    **options) -> ReconstructResult:
+        """Reconstruct one object per image (or one fused object: ``fuse=True``).
+
+        ``images``: encoded PNG/JPEG/... bytes or uint8 ``(H, W[, C])`` arrays; ``options``:
+        the fields of :class:`~.messages.ReconstructOptions` (threshold, resolution, format,
+        outputs, smooth, fuse, crop, deadline_ms); ``cancelled``: see :meth:`request`.
+        """
+        request_id = request_id or new_id()
+        frames = encode_request("reconstruct", request_id, list(images), options)
+        return decode_reconstruct_reply(self.request(frames, request_id, timeout_s, cancelled))
+
+    def _simple(self, op: str, **fields) -> dict:
+        request_id = new_id()
+        return self.request(encode_request(op, request_id, **fields), request_id).body
+
+    def health(self) -> dict:
+        """``{"status": "ok", "uptime_s", "queue_depth", ...}``."""
+        return self._simple("health")
+
+    def info(self) -> dict:
+        """Model, classes, device, versions, limits and defaults."""
+        return self._simple("info")
+
+    def stats(self) -> dict:
+        """Queue depth, batch sizes, latency percentiles, counts of requests and errors."""
+        return self._simple("stats")
+
+    def cancel(self, request_id: str) -> bool:
+        """Drop a queued reconstruct request; whether it was still queued."""
+        return bool(self._simple("cancel", target=request_id).get("cancelled"))
+
+
+__all__ = ["ReconClient", "CurveKeys", "ClientError", "ServerUnavailable", "RequestFailed",
+           "ReconstructOptions", "check_endpoint", "DEFAULT_ENDPOINT"]

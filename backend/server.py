@@ -1,0 +1,564 @@
+"""The reconstruction daemon: ``python -m backend serve`` (and ``python -m backend keys``).
+
+Threads, each owning its own sockets (ZeroMQ sockets are not thread-safe):
+
+- the **I/O thread** owns the ROUTER socket clients talk to and the PULL end of an inproc pipe.
+  It validates every request with :mod:`backend.protocol` (a malformed one gets an error reply
+  with a stable code; nothing a client sends can stop the loop), answers ``health``, ``info``,
+  ``stats`` and ``cancel`` itself, and queues ``reconstruct`` jobs (``busy`` when the queue is
+  full). Replies computed elsewhere come back through the pipe and are forwarded.
+- the **compute thread** takes batches from the :class:`~backend.batching.JobQueue`, drops
+  cancelled and expired jobs, preprocesses, runs one forward pass per batch, meshes, and sends
+  each reply into the pipe through its PUSH socket.
+- or, with ``--workers N``, **worker processes** (:mod:`backend.workers`, started with
+  ``spawn``, heartbeated, restarted after a crash) get the batches instead: the I/O thread
+  dispatches them and forwards the results, and a crash loses no request.
+
+Security: a non-loopback bind needs CURVE keys (``--curve-keys DIR`` from ``backend keys``;
+only clients whose public key is in DIR get through) or ``--insecure``, which logs a warning.
+SIGTERM / Ctrl-C stop accepting work, let queued and running jobs finish (bounded by
+``drain_timeout_s``; leftovers get ``shutting_down``), then close every socket with linger 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import ipaddress
+import logging
+import platform
+import signal
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import zmq
+
+from .batching import Job, JobQueue
+from .compute import compute_batch, error_outcome
+from .pipeline import Pipeline
+from .protocol.client import DEFAULT_ENDPOINT
+from .protocol.messages import (
+    PROTOCOL_VERSION,
+    Limits,
+    ProtocolError,
+    Request,
+    decode_request,
+    encode_error,
+    encode_reply,
+)
+from .workers import WorkerPool, WorkerSpec
+
+log = logging.getLogger(__name__)
+
+PIPE = "inproc://replies"
+POLL_MS = 100
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``serve`` can be told (see ``python -m backend serve --help``)."""
+
+    checkpoint: str | None = None  # None: the shipped default weights
+    bind: str = DEFAULT_ENDPOINT
+    device: str = "cpu"
+    threads: int = 1  # torch CPU threads (0: torch's default); see Pipeline.load
+    workers: int = 0  # worker processes (0: compute in a thread of the daemon itself)
+    worker_delay_s: float = 0.0  # testing aid: slows every worker batch down
+    max_batch: int = 8  # images per forward pass
+    # How long a batch waits to fill up; None: 0 on CPU (greedy: whatever queued while the
+    # model was busy joins the next batch; measured waits only added latency on CPU), 2 ms on
+    # CUDA, where a fuller batch costs little more than a single image.
+    max_wait_ms: float | None = None
+    queue_size: int = 64
+    insecure: bool = False
+    curve_keys: str | None = None  # folder from ``backend keys``
+    drain_timeout_s: float = 10.0
+    limits: Limits = field(default_factory=Limits)
+
+
+# ------------------------------------------------------------------------------ statistics
+
+
+class Stats:
+    """Counters for the ``stats`` op (thread-safe; bounded memory)."""
+
+    def __init__(self, window: int = 10_000):
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+        self.requests: collections.Counter[str] = collections.Counter()
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
+        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=window)
+
+    def record(self, op: str, ms: float, error: str | None) -> None:
+        with self._lock:
+            self.requests[op] += 1
+            if error:
+                self.errors[error] += 1
+            elif op == "reconstruct":
+                self.latencies_ms.append(ms)
+
+    def record_batch(self, images: int) -> None:
+        with self._lock:
+            self.batch_sizes[images] += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            lat = np.array(self.latencies_ms, dtype=np.float64)
+            pct = ({f"p{q}": round(float(np.percentile(lat, q)), 2) for q in (50, 90, 99)}
+                   if lat.size else {})
+            return {"uptime_s": round(time.monotonic() - self.started, 1),
+                    "requests": dict(self.requests), "errors": dict(self.errors),
+                    "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+                    "latency_ms": {"count": int(lat.size), **pct}}
+
+
+# ------------------------------------------------------------------------------ security
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether ``endpoint`` only accepts connections from this machine."""
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = (parts.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a host name
+
+
+def write_keys(out: Path) -> tuple[Path, Path]:
+    """Server and client CURVE key pairs in ``out`` (``server.key[_secret]``,
+    ``client.key[_secret]``); the server admits every public key in its key folder."""
+    from zmq.auth import create_certificates
+
+    out.mkdir(parents=True, exist_ok=True)
+    server_public, _ = create_certificates(str(out), "server")
+    client_public, _ = create_certificates(str(out), "client")
+    for path in out.glob("*.key_secret"):
+        path.chmod(0o600)
+    return Path(server_public), Path(client_public)
+
+
+# ------------------------------------------------------------------------------ the server
+
+
+class Server:
+    """The daemon. ``start()`` runs it in background threads; ``serve_forever()`` blocks until
+    SIGTERM/Ctrl-C (or :meth:`stop`)."""
+
+    def __init__(self, config: ServerConfig, pipeline: Pipeline | None = None):
+        if config.max_wait_ms is None:
+            config = replace(config, max_wait_ms=2.0 if config.device.startswith("cuda") else 0.0)
+        self.config = config
+        self._check_security()  # before loading anything: fail fast
+        # With worker processes this copy only answers ``info``: keep it off the GPU.
+        self.pipeline = pipeline or Pipeline.load(
+            config.checkpoint, "cpu" if config.workers > 0 else config.device, config.threads)
+        self.stats = Stats()
+        self.jobs = JobQueue(config.queue_size)
+        self.endpoint: str | None = None
+        self._ctx = zmq.Context()
+        self._auth = None
+        self._stopping = threading.Event()  # stop accepting work, drain
+        self._compute_done = threading.Event()
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._in_flight = 0  # accepted reconstruct jobs whose reply is not yet forwarded
+        self._threads: list[threading.Thread] = []
+        self._pool: WorkerPool | None = None  # owned by the I/O thread
+
+    # -- lifecycle
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        """Bind and start the threads; returns the bound endpoint (a real port for ``:0``)."""
+        self._threads = [threading.Thread(target=self._io_loop, name="server-io", daemon=True)]
+        if self.config.workers <= 0:
+            self._threads.append(threading.Thread(target=self._compute_loop,
+                                                  name="server-compute", daemon=True))
+        else:
+            self._compute_done.set()  # no compute thread: workers do it
+        for t in self._threads:
+            t.start()
+        if not self._ready.wait(timeout_s) or self._start_error is not None:
+            self.stop()
+            raise RuntimeError(f"server failed to start: {self._start_error}")
+        log.info("serving on %s (device %s, max batch %d, max wait %g ms, queue %d)",
+                 self.endpoint, self.config.device, self.config.max_batch,
+                 self.config.max_wait_ms, self.config.queue_size)
+        return self.endpoint
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Drain and stop; returns when every thread has exited (or the timeout passed)."""
+        self._stopping.set()
+        end = time.monotonic() + (timeout_s or self.config.drain_timeout_s + 5)
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if not any(t.is_alive() for t in self._threads):
+            self._ctx.term()  # every socket is closed (linger 0), so this cannot block
+
+    def serve_forever(self) -> None:
+        """Start, then block until SIGTERM or Ctrl-C, then drain and stop."""
+        self.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stopping.set())
+        while not self._stopping.wait(0.5):
+            pass
+        log.info("shutting down: draining %d queued job(s)", self.jobs.depth)
+        self.stop()
+        log.info("stopped")
+
+    def _check_security(self) -> None:
+        if is_loopback(self.config.bind) or self.config.curve_keys:
+            return
+        if not self.config.insecure:
+            raise ValueError(f"refusing to bind the non-loopback address {self.config.bind} "
+                             "without CURVE keys: create them with `python -m backend keys "
+                             "--out DIR` and pass --curve-keys DIR (or pass --insecure on a "
+                             "trusted network)")
+        log.warning("!!! INSECURE: serving %s UNENCRYPTED AND UNAUTHENTICATED; anyone who can "
+                    "reach this address can use the server !!!", self.config.bind)
+
+    # -- the I/O thread
+
+    def _open_router(self) -> zmq.Socket:
+        sock = self._ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        # The transport drops (disconnects) absurd frames before they are buffered; frames
+        # under this size but over the protocol's limits get a ``too_large`` reply.
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_request_bytes)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # replies to vanished clients are dropped
+        sock.setsockopt(zmq.SNDHWM, 1000)
+        try:
+            if self.config.curve_keys:
+                self._enable_curve(sock, Path(self.config.curve_keys))
+            sock.bind(self.config.bind)
+        except BaseException:
+            sock.close(linger=0)
+            raise
+        self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return sock
+
+    def _enable_curve(self, sock: zmq.Socket, keys: Path) -> None:
+        from zmq.auth import load_certificate
+        from zmq.auth.thread import ThreadAuthenticator
+
+        public, secret = load_certificate(str(keys / "server.key_secret"))
+        self._auth = ThreadAuthenticator(self._ctx, log=logging.getLogger("backend.auth"))
+        self._auth.start()
+        # Admit exactly the public keys in the folder (client.key, any added later on restart).
+        self._auth.configure_curve(domain="*", location=str(keys))
+        sock.curve_server = True
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+
+    def _open_sockets(self) -> tuple[zmq.Socket, zmq.Socket]:
+        """The ROUTER for clients, the PULL end of the reply pipe, and the worker pool."""
+        router = pipe = None
+        try:
+            router = self._open_router()
+            pipe = self._ctx.socket(zmq.PULL)
+            pipe.setsockopt(zmq.LINGER, 0)
+            pipe.bind(PIPE)
+            if self.config.workers > 0:
+                self._pool = WorkerPool(self._ctx, self.config.workers, WorkerSpec(
+                    "", self.config.checkpoint, self.config.device, self.config.threads,
+                    self.config.worker_delay_s))
+        except BaseException:
+            for sock in (router, pipe):
+                if sock is not None:
+                    sock.close(linger=0)  # an open socket would block Context.term forever
+            raise
+        return router, pipe
+
+    def _io_loop(self) -> None:
+        try:
+            router, pipe = self._open_sockets()
+        except Exception as exc:  # reported by start()
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(pipe, zmq.POLLIN)
+        if self._pool is not None:
+            poller.register(self._pool.socket, zmq.POLLIN)
+        drain_end = None
+        try:
+            while True:
+                events = dict(poller.poll(POLL_MS))
+                if pipe in events:
+                    self._forward_replies(pipe, router)
+                if router in events:
+                    self._receive_requests(router)
+                if self._pool is not None:
+                    self._tend_workers(router, self._pool.socket in events)
+                if self._stopping.is_set():
+                    drain_end = drain_end or time.monotonic() + self.config.drain_timeout_s
+                    if self._in_flight <= 0 or time.monotonic() > drain_end:
+                        self._abandon_queue(router)
+                        break
+        finally:
+            self._compute_done.wait(2.0)
+            if self._pool is not None:
+                self._pool.stop()
+            router.close(linger=0)
+            pipe.close(linger=0)
+
+    def _tend_workers(self, router: zmq.Socket, readable: bool) -> None:
+        """Worker mode: forward results, dispatch batches, replace dead workers."""
+        pool = self._pool
+        if readable:
+            for job, frames, code in pool.receive():
+                self._reply_now(router, job, frames, code)
+        for job, err in pool.check(self.jobs):
+            self._reply_now(router, job, *error_outcome(job.request, err))
+
+        def screen(job: Job) -> bool:
+            keep = self._screen(job, router)
+            if not keep:
+                self._in_flight -= 1  # answered here, not by a worker
+            return keep
+
+        for images in pool.dispatch(self.jobs, self.config.max_batch,
+                                    self.config.max_wait_ms / 1000, screen):
+            self.stats.record_batch(images)
+
+    def _reply_now(self, router: zmq.Socket, job: Job, frames: list[bytes],
+                   code: str | None) -> None:
+        router.send_multipart(job.envelope + frames)
+        self._in_flight -= 1
+        self._done(job.request.id, "reconstruct", job.n_images, job.received, code)
+
+    def _forward_replies(self, pipe: zmq.Socket, router: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = pipe.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._in_flight -= 1
+            router.send_multipart(frames, copy=False)
+
+    def _receive_requests(self, router: zmq.Socket) -> None:
+        for _ in range(100):  # bounded, so replies are forwarded between bursts
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            envelope, body = _split_envelope(frames)
+            if envelope is None:
+                continue  # no routing identity: nothing to reply to
+            received = time.monotonic()
+            try:
+                reply = self._handle(envelope, body, received)
+            except ProtocolError as exc:
+                reply = encode_error(exc)
+                self._done(exc.request_id, exc.op or "?", 0, received, exc.code)
+            except Exception as exc:  # a bug must not take the daemon down
+                log.exception("internal error handling a request")
+                reply = encode_error(ProtocolError("internal", f"{type(exc).__name__}: {exc}"))
+                self._done(None, "?", 0, received, "internal")
+            if reply is not None:
+                router.send_multipart(envelope + reply)
+
+    def _handle(self, envelope: list[bytes], body: list[bytes], received: float
+                ) -> list[bytes] | None:
+        """The reply frames, or None when the job was queued (its reply comes later)."""
+        request = decode_request(body, self.config.limits)
+        if request.op == "reconstruct":
+            return self._enqueue(request, envelope, received, body)
+        if request.op == "health":
+            reply = encode_reply("health", request.id, self._health())
+        elif request.op == "info":
+            reply = encode_reply("info", request.id, self._info())
+        elif request.op == "stats":
+            workers = self._pool.describe() if self._pool is not None else {}
+            reply = encode_reply("stats", request.id, {**self.stats.snapshot(), **workers,
+                                                       "queue_depth": self.jobs.depth})
+        else:
+            found = self.jobs.cancel(request.target)
+            reply = encode_reply("cancel", request.id, {"target": request.target,
+                                                        "cancelled": found})
+        self._done(request.id, request.op, 0, received, None)
+        return reply
+
+    def _enqueue(self, request: Request, envelope: list[bytes], received: float,
+                 body: list[bytes]) -> list[bytes] | None:
+        if self._stopping.is_set():
+            raise ProtocolError("shutting_down", request_id=request.id, op="reconstruct")
+        deadline = request.options.deadline_ms
+        job = Job(request, envelope, received,
+                  received + deadline / 1000 if deadline is not None else None, frames=body)
+        if not self.jobs.put(job):
+            raise ProtocolError("busy", f"the queue is full ({self.config.queue_size} "
+                                        "requests); try again shortly",
+                                request_id=request.id, op="reconstruct")
+        self._in_flight += 1
+        return None
+
+    def _abandon_queue(self, router: zmq.Socket) -> None:
+        for job in self.jobs.drain():
+            err = ProtocolError("shutting_down", request_id=job.request.id, op="reconstruct")
+            router.send_multipart(job.envelope + encode_error(err))
+            self._done(job.request.id, "reconstruct", job.n_images, job.received, err.code)
+
+    def _health(self) -> dict:
+        workers = self._pool.describe() if self._pool is not None else {}
+        return {"status": "draining" if self._stopping.is_set() else "ok",
+                "uptime_s": round(time.monotonic() - self.stats.started, 1),
+                "queue_depth": self.jobs.depth, "device": self.config.device, **workers}
+
+    def _info(self) -> dict:
+        import torch
+
+        limits = self.config.limits
+        return {"model": self.pipeline.describe(), "device": self.config.device,
+                "versions": {"protocol": PROTOCOL_VERSION, "server": _package_version(),
+                             "torch": torch.__version__, "zmq": zmq.zmq_version(),
+                             "pyzmq": zmq.__version__, "numpy": np.__version__,
+                             "python": platform.python_version()},
+                "limits": {**limits.__dict__, "queue_size": self.config.queue_size,
+                           "max_batch": self.config.max_batch,
+                           "max_wait_ms": self.config.max_wait_ms},
+                "defaults": {"threshold": self.pipeline.info.threshold, "format": "glb",
+                             "resolution": self.pipeline.voxel_size}}
+
+    def _done(self, request_id: str | None, op: str, images: int, received: float,
+              error: str | None) -> None:
+        """One log line and the statistics for a finished request."""
+        ms = (time.monotonic() - received) * 1000
+        self.stats.record(op, ms, error)
+        log.info("id=%s op=%s images=%d ms=%.1f outcome=%s", request_id, op, images, ms,
+                 error or "ok")
+
+    # -- the compute thread (``workers == 0``)
+
+    def _compute_loop(self) -> None:
+        push = self._ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(PIPE)
+        try:
+            self._ready.wait()
+            max_wait = self.config.max_wait_ms / 1000
+            while not (self._stopping.is_set() and self.jobs.depth == 0):
+                batch = self.jobs.next_batch(self.config.max_batch, max_wait)
+                live = [job for job in batch if self._screen(job, push)]
+                if live:
+                    self._run_batch(live, push)
+        finally:
+            push.close(linger=0)
+            self._compute_done.set()
+
+    def _run_batch(self, live: list[Job], push: zmq.Socket) -> None:
+        self.stats.record_batch(sum(job.n_images for job in live))
+        now = time.monotonic()
+        outcomes = compute_batch(self.pipeline, [job.request for job in live],
+                                 [(now - job.received) * 1000 for job in live])
+        for job, (frames, code) in zip(live, outcomes, strict=True):
+            push.send_multipart(job.envelope + frames)
+            self._done(job.request.id, "reconstruct", job.n_images, job.received, code)
+
+    def _screen(self, job: Job, sock: zmq.Socket) -> bool:
+        """Whether to compute ``job``; a cancelled or expired one is answered on ``sock``."""
+        if job.cancelled:
+            err = ProtocolError("cancelled", "the request was cancelled before it was computed")
+        elif job.expired():
+            err = ProtocolError("deadline_exceeded",
+                                f"not started within {job.request.options.deadline_ms:g} ms "
+                                "of arriving (the server is loaded)")
+        else:
+            return True
+        frames, code = error_outcome(job.request, err)
+        sock.send_multipart(job.envelope + frames)
+        self._done(job.request.id, "reconstruct", job.n_images, job.received, code)
+        return False
+
+
+def _split_envelope(frames: list[bytes]) -> tuple[list[bytes] | None, list[bytes]]:
+    """ROUTER frames -> (routing envelope, message). REQ and DEALER-with-delimiter peers put an
+    empty frame after the identity; a bare DEALER does not."""
+    if len(frames) < 2:
+        return (frames[:1] or None), []
+    if frames[1] == b"":
+        return frames[:2], frames[2:]
+    return frames[:1], frames[1:]
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unsup3d-recon")
+    except PackageNotFoundError:
+        return "dev"
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def add_serve_parser(sub) -> None:
+    """``serve`` subcommand."""
+    d = ServerConfig()
+    p = sub.add_parser("serve", help="run the reconstruction daemon (ZeroMQ)")
+    p.add_argument("--checkpoint", default=None,
+                   help="model.pt or checkpoint.pt (default: the shipped weights)")
+    p.add_argument("--bind", default=d.bind)
+    p.add_argument("--device", default=d.device, help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="torch CPU threads (0: torch's default)")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help="worker processes (0: compute in the daemon's own thread)")
+    p.add_argument("--max-batch", type=int, default=d.max_batch)
+    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+                   help="batching wait (default: 0 on CPU, 2 on CUDA)")
+    p.add_argument("--queue-size", type=int, default=d.queue_size)
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback bind without CURVE keys (logs a warning)")
+    p.add_argument("--curve-keys", default=None, help="key folder from `backend keys`")
+    p.add_argument("--drain-timeout", type=float, default=d.drain_timeout_s)
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args) -> int:
+    config = ServerConfig(checkpoint=args.checkpoint, bind=args.bind, device=args.device,
+                          threads=args.threads, workers=args.workers,
+                          max_batch=args.max_batch,
+                          max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
+                          insecure=args.insecure, curve_keys=args.curve_keys,
+                          drain_timeout_s=args.drain_timeout)
+    try:
+        server = Server(config)
+    except (FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        server.serve_forever()
+    except (ValueError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+def add_keys_parser(sub) -> None:
+    """``keys`` subcommand."""
+    p = sub.add_parser("keys", help="write CURVE key pairs for a remote deployment")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_keys)
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    server_public, client_public = write_keys(args.out)
+    log.info("wrote %s and %s (+ secret keys); start the server with --curve-keys %s and give "
+             "clients client.key_secret and server.key", server_public, client_public, args.out)
+    return 0

@@ -1,0 +1,214 @@
+"""Benchmark of the reconstruction daemon over loopback.
+
+    python benchmarks/bench_server.py [--checkpoint model.pt] [--requests 200] [--memory 10000]
+
+- end-to-end latency of one 128 px image, GLB out, default options (targets on the 2-core CPU:
+  p50 <= 60 ms, p99 <= 150 ms);
+- the protocol's overhead: that latency minus the same pipeline called in-process (the request
+  still encoded and decoded; target <= 5 ms at p50);
+- throughput at 1, 4 and 16 concurrent clients with batching (max batch 16) and without (1);
+- with ``--memory N``: the daemon's resident memory before and after N more requests.
+
+The daemon runs as a separate process (``python -m backend serve``), as in use. Without
+``--checkpoint`` a randomly initialised model is used and the output says so: its noisy
+probabilities give larger meshes than a trained model's, so meshing takes longer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backend.protocol import ReconClient  # noqa: E402
+from backend.protocol.messages import decode_request, encode_request  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
+
+
+def test_image(size: int = 128) -> bytes:
+    """A 128 px RGBA PNG: a chair-like block figure on a transparent background."""
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    s = size // 8
+    for box in ((2 * s, 4 * s, 6 * s, 5 * s), (2 * s, 1 * s, 3 * s, 5 * s),
+                (2 * s, 5 * s, 3 * s, 7 * s), (5 * s, 5 * s, 6 * s, 7 * s)):
+        img.paste((150, 90, 50, 255), box)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def random_checkpoint(directory: Path) -> Path:
+    import torch
+
+    from backend.checkpoint import ModelInfo, save_model
+    from backend.models import ModelConfig, Reconstructor
+
+    torch.manual_seed(0)
+    path = directory / "random.pt"
+    save_model(path, Reconstructor(ModelConfig()), ModelInfo(mode="random-init"))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """``python -m backend serve`` in a subprocess."""
+
+    def __init__(self, checkpoint: Path, max_batch: int, max_wait_ms: float, workers: int):
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backend", "serve", "--checkpoint", str(checkpoint),
+             "--bind", self.endpoint, "--max-batch", str(max_batch), "--max-wait-ms",
+             str(max_wait_ms), "--queue-size", "256", "--workers", str(workers)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with ReconClient(self.endpoint, timeout_s=1.0, retries=60) as c:
+            while c.health().get("workers_ready", 1) < 1:
+                time.sleep(0.2)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def percentiles(ms: list[float]) -> str:
+    a = np.asarray(ms)
+    return (f"p50 {np.percentile(a, 50):6.1f} ms  p90 {np.percentile(a, 90):6.1f} ms  "
+            f"p99 {np.percentile(a, 99):6.1f} ms  (n={a.size})")
+
+
+def latency(client, image: bytes, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        result = client.reconstruct([image])
+        times.append((time.perf_counter() - t0) * 1000)
+        assert result.format == "glb"
+    return times
+
+
+def paired_latency(client, checkpoint: Path, image: bytes, n: int
+                   ) -> tuple[list[float], list[float], list[float]]:
+    """Over the wire and in-process, interleaved so the other jobs' load drifts through both
+    equally: (wire ms, in-process ms, wire ms minus the daemon's own total_ms)."""
+    from backend.pipeline import Pipeline
+
+    pipeline = Pipeline.load(checkpoint, threads=1)  # as the daemon
+    wire, local, transit = [], [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        result = client.reconstruct([image])
+        wire.append((time.perf_counter() - t0) * 1000)
+        transit.append(wire[-1] - result.timings["total_ms"])
+        t0 = time.perf_counter()
+        # The same request encoding and decoding as the daemon, minus the socket.
+        pipeline.run(decode_request(encode_request("reconstruct", "b", [image])))
+        local.append((time.perf_counter() - t0) * 1000)
+    return wire, local, transit
+
+
+def memory_trace(daemon: Daemon, image: bytes, n: int) -> None:
+    """The daemon's RSS every ``n / 5`` requests (flat = no leak per request)."""
+    trace = [daemon.rss_mb()]
+    with ReconClient(daemon.endpoint, timeout_s=60, retries=0) as c:
+        for _ in range(5):
+            latency(c, image, n // 5)
+            trace.append(daemon.rss_mb())
+    steps = " -> ".join(f"{mb:.0f}" for mb in trace)
+    print(f"daemon RSS (MB) every {n // 5} of {n} more requests: {steps} "
+          f"(daemon process only, not workers)")
+
+
+def throughput(endpoint: str, image: bytes, clients: int, per_client: int) -> float:
+    """Requests per second with ``clients`` threads, each with its own connection."""
+    def work():
+        with ReconClient(endpoint, timeout_s=120, retries=0) as c:
+            for _ in range(per_client):
+                c.reconstruct([image])
+
+    threads = [threading.Thread(target=work) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return clients * per_client / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path, default=None)
+    p.add_argument("--requests", type=int, default=200, help="latency samples")
+    p.add_argument("--throughput-requests", type=int, default=48,
+                   help="requests per concurrency level")
+    p.add_argument("--memory", type=int, default=0, help="requests for the memory check")
+    p.add_argument("--max-wait-ms", type=float, default=0.0,
+                   help="the daemon's batching wait (its CPU default: 0)")
+    p.add_argument("--workers", type=int, default=0, help="the daemon's worker processes")
+    args = p.parse_args()
+
+    print(f"machine: {describe()}")
+    load = os.getloadavg()
+    print(f"load average at start: {load[0]:.2f} (other jobs share the CPU)")
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = args.checkpoint or random_checkpoint(Path(tmp))
+        print(f"model: {checkpoint}" + ("" if args.checkpoint else
+                                        "  ** RANDOMLY INITIALISED, not trained **"))
+        image = test_image()
+        run(checkpoint, image, args)
+
+
+def run(checkpoint: Path, image: bytes, args) -> None:
+    print(f"daemon: --workers {args.workers}, batched runs --max-batch 16 --max-wait-ms "
+          f"{args.max_wait_ms:g}; GLB out, default options")
+    daemon = Daemon(checkpoint, 16, args.max_wait_ms, args.workers)
+    try:
+        with ReconClient(daemon.endpoint, timeout_s=60, retries=0) as c:
+            latency(c, image, 10)  # warm-up
+            wire, local, transit = paired_latency(c, checkpoint, image, args.requests)
+        print(f"end-to-end, 1 x 128 px PNG -> GLB over loopback: {percentiles(wire)}")
+        print(f"same pipeline in-process (interleaved):           {percentiles(local)}")
+        print(f"protocol overhead at p50: {np.median(wire) - np.median(local):.1f} ms "
+              f"(client-measured minus the daemon's own total: {np.median(transit):.1f} ms)")
+        rates = {}
+        for n in (1, 4, 16):
+            rates[n] = throughput(daemon.endpoint, image, n, max(1, args.throughput_requests // n))
+        if args.memory:
+            memory_trace(daemon, image, args.memory)
+    finally:
+        daemon.stop()
+    daemon = Daemon(checkpoint, 1, 0.0, args.workers)
+    try:
+        for n in (1, 4, 16):
+            unbatched = throughput(daemon.endpoint, image, n,
+                                   max(1, args.throughput_requests // n))
+            print(f"throughput, {n:2d} client(s): {rates[n]:6.1f} req/s batched (max 16), "
+                  f"{unbatched:6.1f} req/s unbatched ({rates[n] / unbatched:.2f}x)")
+    finally:
+        daemon.stop()
+
+
+if __name__ == "__main__":
+    main()
