@@ -33,6 +33,7 @@ READY, HEARTBEAT, RESULT, BATCH, STOP = b"READY", b"HEARTBEAT", b"RESULT", b"BAT
 HEARTBEAT_S = 1.0
 IDLE_LIVENESS_S = 10.0  # an idle worker silent this long is presumed hung
 BUSY_LIVENESS_S = 120.0  # a busy one (a batch of large photos on a slow CPU may take a while)
+STARTUP_LIVENESS_S = 120.0  # spawn + import torch + load the model, on a loaded CPU
 POOL_SILENCE_S = 10.0  # a worker that hears nothing this long assumes the daemon is gone
 MAX_ATTEMPTS = 2  # a job is sent to at most this many workers
 # Requests reach workers already validated against the server's limits.
@@ -227,7 +228,8 @@ class WorkerPool:
                 self.socket.send_multipart([worker.name, HEARTBEAT])
         failed = []
         for worker in list(self._workers.values()):
-            limit = BUSY_LIVENESS_S if worker.jobs else IDLE_LIVENESS_S
+            limit = (STARTUP_LIVENESS_S if not worker.started else
+                     BUSY_LIVENESS_S if worker.jobs else IDLE_LIVENESS_S)
             alive = worker.process.is_alive()
             if alive and now - worker.last_seen <= limit:
                 continue
