@@ -10,8 +10,9 @@
 - with ``--memory N``: the daemon's resident memory before and after N more requests.
 
 The daemon runs as a separate process (``python -m backend serve``), as in use. Without
-``--checkpoint`` a randomly initialised model is used and the output says so: its noisy
-probabilities give larger meshes than a trained model's, so meshing takes longer.
+``--checkpoint`` the shipped weights are used; where they are missing, a randomly initialised
+model, and the output says so: its noisy probabilities give larger meshes than a trained
+model's, so meshing takes longer.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from backend.checkpoint import DEFAULT_WEIGHTS  # noqa: E402
 from backend.protocol import ReconClient  # noqa: E402
 from backend.protocol.messages import decode_request, encode_request  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
@@ -173,8 +175,11 @@ def main() -> None:
     load = os.getloadavg()
     print(f"load average at start: {load[0]:.2f} (other jobs share the CPU)")
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = args.checkpoint or random_checkpoint(Path(tmp))
-        print(f"model: {checkpoint}" + ("" if args.checkpoint else
+        # The shipped weights by default (what users run); a random model only without them.
+        checkpoint = args.checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file()
+                                         else random_checkpoint(Path(tmp)))
+        trained = args.checkpoint or DEFAULT_WEIGHTS.is_file()
+        print(f"model: {checkpoint}" + ("" if trained else
                                         "  ** RANDOMLY INITIALISED, not trained **"))
         image = test_image()
         run(checkpoint, image, args)
