@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synth_render.atomic import atomic_write_text
 from synth_render.taxonomy import class_name
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ def write_report(out: Path, result: dict, cfg, checkpoint: dict, dataset: dict,
               "records": result["records"]}
     report = jsonable(report)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "report.json", json.dumps(report, indent=1))
-    _atomic_write(out / "report.md", report_markdown(report))
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1))
+    atomic_write_text(out / "report.md", report_markdown(report))
     return report
 
 
@@ -134,12 +135,6 @@ def _table_row(label: str, n, row: dict, classes: bool = False) -> str:
     count = f"{n} classes" if classes else str(n)
     cells = [format_value(row.get(key), spec) for key, _, spec in TABLE_COLUMNS]
     return f"| {label} | {count} | " + " | ".join(cells) + " |"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- comparison
@@ -252,7 +247,7 @@ def run_compare(specs: Sequence[str], out: Path) -> int:
         log.error("cannot compare reports: %s", exc)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "comparison.json", json.dumps(comparison, indent=1))
-    _atomic_write(out / "comparison.md", comparison_markdown(comparison))
+    atomic_write_text(out / "comparison.json", json.dumps(comparison, indent=1))
+    atomic_write_text(out / "comparison.md", comparison_markdown(comparison))
     log.info("comparison of %d reports: %s", len(specs), out / "comparison.md")
     return 0

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from synth_render.atomic import atomic_write_text
 from synth_render.shards import asset_split, stable_hash
 
 VERSION = 1
@@ -64,11 +65,7 @@ def make_splits(keys: Iterable[str]) -> Splits:
 
 def save_splits(splits: Splits, path: str | os.PathLike) -> None:
     """Write the split file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"version": VERSION, **asdict(splits)}, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"version": VERSION, **asdict(splits)}, indent=1))
 
 
 def load_splits(path: str | os.PathLike) -> Splits:

@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from synth_render.atomic import atomic_path, atomic_write_text
 from synth_render.taxonomy import ALL_SYNSETS
 
 from .checkpoint import (
@@ -415,9 +416,7 @@ class RunLog:
             if rec.get("step", 0) <= up_to_step:
                 kept.append(rec)
         self.records = kept
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: dict) -> None:
         if not self.enabled:
@@ -454,9 +453,8 @@ class RunLog:
         axes[2].set(xlabel="step", title="adversary")
         axes[2].legend(fontsize=7)
         fig.tight_layout()
-        tmp = self.png.with_name(".loss_curves.tmp.png")
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, self.png)
+        with atomic_path(self.png) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
 
 
 # ------------------------------------------------------------------------------ set-up

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,4 @@ def write_binvox(
         "data\n"
     ).encode("ascii")
     body = _run_length_encode(grid.astype(bool).transpose(0, 2, 1).ravel())
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(header + body)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, header + body)

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .atomic import atomic_path
+
 CHECKER = (205, 205, 205), (235, 235, 235)
 
 
@@ -84,9 +86,6 @@ def _fit(img: Image.Image, tile: int) -> Image.Image:
 
 def save_png(img: Image.Image, path: str | os.PathLike) -> Path:
     """Save atomically and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    img.save(tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+    return Path(path)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_text
+
 MAX_CAMERA_DIST = 1.75
 LENS_MM = 35.0
 SENSOR_MM = 32.0
@@ -96,9 +98,9 @@ def write_index(render_dir: str | os.PathLike, views: list[View]) -> None:
     marker that the model's renders are complete."""
     render_dir = Path(render_dir)
     names = [view_file_name(i) for i in range(len(views))]
-    _atomic_write(render_dir / RENDERINGS_TXT, "\n".join(names) + "\n")
+    atomic_write_text(render_dir / RENDERINGS_TXT, "\n".join(names) + "\n")
     lines = [format_metadata_line(v) for v in views]
-    _atomic_write(render_dir / METADATA_TXT, "\n".join(lines) + "\n")
+    atomic_write_text(render_dir / METADATA_TXT, "\n".join(lines) + "\n")
 
 
 def read_metadata(render_dir: str | os.PathLike) -> list[View]:
@@ -129,10 +131,3 @@ def is_complete(render_dir: str | os.PathLike, n_views: int | None = None) -> bo
     if n_views is not None and len(names) != n_views:
         return False
     return all((render_dir / name).is_file() for name in names)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

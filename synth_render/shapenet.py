@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_text
 from .taxonomy import SYNSET_TO_LABEL
 
 V1_MESH = "model.obj"
@@ -116,8 +117,8 @@ def write_obj(path: str | os.PathLike, parts: Iterable[Part]) -> None:
     for name, (r, g, b) in materials.items():
         mtl += [f"newmtl {name}", f"Kd {r:.4f} {g:.4f} {b:.4f}", "Ka 0 0 0", "Ks 0.1 0.1 0.1",
                 "Ns 20", "d 1", "illum 2", ""]
-    _atomic_write_text(path.with_suffix(".mtl"), "\n".join(mtl))
-    _atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(path.with_suffix(".mtl"), "\n".join(mtl))
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def write_v2_model(root: str | os.PathLike, synset: str, model_id: str,
@@ -138,7 +139,7 @@ def write_taxonomy(root: str | os.PathLike, counts: dict[str, int]) -> None:
         {"synsetId": s, "name": SYNSET_TO_LABEL.get(s, s), "children": [], "numInstances": n}
         for s, n in sorted(counts.items())
     ]
-    _atomic_write_text(Path(root) / "taxonomy.json", json.dumps(entries, indent=1))
+    atomic_write_text(Path(root) / "taxonomy.json", json.dumps(entries, indent=1))
 
 
 def read_taxonomy(root: str | os.PathLike) -> dict[str, str]:
@@ -160,10 +161,3 @@ def load_mesh(path: str | os.PathLike):
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise ValueError(f"{path}: contains no triangles")
     return mesh
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -25,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import r2n2
+from ..atomic import atomic_write_text
 from ..config import RenderConfig, to_jsonable
 from ..shapenet import ModelRef, select_models
 from ..shards import asset_split, stable_hash
@@ -226,10 +226,7 @@ def summary_path(cfg: RenderConfig) -> Path:
 
 def _write_summary(cfg: RenderConfig, summary: dict) -> Path:
     path = summary_path(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(summary, indent=1))
     return path
 
 

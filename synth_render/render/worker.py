@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from .. import r2n2
+from ..atomic import atomic_path
 from .style import StyleContext, load_style
 
 log = logging.getLogger(__name__)
@@ -196,9 +197,8 @@ def read_rgba(path: Path) -> np.ndarray:
 
 def write_png(path: Path, pixels: np.ndarray) -> None:
     """Write atomically so an interrupted worker never leaves a truncated image."""
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG")
 
 
 def clear_previous(render_dir: Path, n_views: int) -> None:
