@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ipaddress
 import logging
 import platform
 import signal
@@ -32,7 +31,6 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import zmq
@@ -40,7 +38,7 @@ import zmq
 from .batching import Job, JobQueue
 from .compute import compute_batch, error_outcome
 from .pipeline import Pipeline
-from .protocol.client import DEFAULT_ENDPOINT
+from .protocol.client import DEFAULT_ENDPOINT, is_loopback
 from .protocol.messages import (
     PROTOCOL_VERSION,
     Limits,
@@ -118,20 +116,6 @@ class Stats:
 
 
 # ------------------------------------------------------------------------------ security
-
-
-def is_loopback(endpoint: str) -> bool:
-    """Whether ``endpoint`` only accepts connections from this machine."""
-    parts = urlsplit(endpoint)
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    host = (parts.hostname or "").strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # "*", an interface name or a host name
 
 
 def write_keys(out: Path) -> tuple[Path, Path]:

@@ -12,6 +12,7 @@ from .client import (
     RequestFailed,
     ServerUnavailable,
     check_endpoint,
+    is_loopback,
 )
 from .messages import (
     ERROR_CODES,
@@ -28,6 +29,7 @@ from .messages import (
 )
 
 __all__ = ["DEFAULT_ENDPOINT", "ClientError", "CurveKeys", "ReconClient", "RequestFailed",
-           "ServerUnavailable", "check_endpoint", "ERROR_CODES", "OPS", "PROTOCOL_VERSION",
+           "ServerUnavailable", "check_endpoint", "is_loopback", "ERROR_CODES", "OPS",
+           "PROTOCOL_VERSION",
            "Limits", "ProtocolError", "ReconstructOptions", "ReconstructOutput",
            "ReconstructResult", "Reply", "Request", "ViewPrediction"]

@@ -117,6 +117,21 @@ def check_endpoint(endpoint: str) -> None:
                                 f"{exc}") from exc
 
 
+def is_loopback(endpoint: str) -> bool:
+    """Whether ``endpoint`` stays on this machine (the server binds loopback without keys; the
+    add-on needs no online access for it)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = (parts.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a host name
+
+
 class ReconClient:
     """Talk to a reconstruction daemon; every method blocks at most about
     ``timeout_s * (retries + 1)`` seconds."""
@@ -272,4 +287,4 @@ class ReconClient:
 
 
 __all__ = ["ReconClient", "CurveKeys", "ClientError", "ServerUnavailable", "RequestFailed",
-           "ReconstructOptions", "check_endpoint", "DEFAULT_ENDPOINT"]
+           "ReconstructOptions", "check_endpoint", "is_loopback", "DEFAULT_ENDPOINT"]
