@@ -24,8 +24,9 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
+# The main job on built-in data: shapes -> renders -> daemon -> meshes, gallery, metrics, add-on.
 demo: $(STAMP)
-	$(PY) -m synth_render demo --out $(WORK)
+	$(PY) -m backend demo --out $(WORK)
 
 lint: $(STAMP)
 	$(PY) -m ruff check synth_render backend blender_addon tests benchmarks

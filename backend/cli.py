@@ -1,4 +1,4 @@
-"""``python -m backend {dataset,train,eval,serve,reconstruct,keys}``."""
+"""``python -m backend {dataset,train,eval,serve,reconstruct,keys,demo}``."""
 
 from __future__ import annotations
 
@@ -59,7 +59,14 @@ def _add_reconstruct(sub) -> None:
     add_reconstruct_parser(sub)
 
 
-COMMANDS = [_add_dataset, _add_train, _add_eval, _add_serve, _add_reconstruct, _add_keys]
+def _add_demo(sub) -> None:
+    from .demo import add_demo_parser
+
+    add_demo_parser(sub)
+
+
+COMMANDS = [_add_dataset, _add_train, _add_eval, _add_serve, _add_reconstruct, _add_keys,
+            _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,10 @@
 """The evaluation gallery: ``gallery.png`` of ``python -m backend eval``.
 
 :func:`select_gallery` picks the rows deterministically (per class the median, best and worst
-IoU); :func:`render_gallery` shows input | prediction | ground truth, the meshes
-(:func:`backend.meshing.voxels_to_mesh`) rendered by the synth_render Blender workers from the
-input's own viewpoint. :func:`collate` and :func:`as_array` batch dataset items for the model
+IoU); :func:`render_gallery` shows input | prediction | ground truth through
+:func:`write_gallery`, which renders the meshes (:func:`backend.meshing.voxels_to_mesh`) with
+the synth_render Blender workers from the input's own viewpoint (also used by
+``python -m backend demo``). :func:`collate` and :func:`as_array` batch dataset items for the model
 (shared with :func:`backend.evaluate.evaluate`).
 """
 
@@ -13,9 +14,11 @@ import logging
 import math
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from synth_render import r2n2
 from synth_render.taxonomy import class_name
@@ -75,56 +78,84 @@ def select_gallery(records: Sequence[dict], n: int) -> list[dict]:
     return [r for cls in picks for r in sorted(picks[cls], key=lambda r: -r["iou"])]
 
 
+@dataclass
+class GalleryRow:
+    """One gallery row: the input, what the model predicted and the ground truth.
+
+    ``view`` is the camera that took the input, (azimuth, elevation, distance ratio), so the
+    meshes line up with it; ``ground_truth=None`` leaves its tile blank.
+    """
+
+    image: Image.Image | None
+    label: str
+    prediction: np.ndarray  # (D, D, D) probabilities, [x, y, z], +Y up
+    threshold: float
+    ground_truth: np.ndarray | None
+    view: tuple[float, float, float]
+
+
 def render_gallery(model, info, dataset, records: Sequence[dict], path: Path, n: int = 16,
                    device: str = "cpu", renders: Path | None = None,
                    render_workers: int = 2) -> list[dict]:
     """Write ``gallery.png`` (input | prediction | ground truth) for up to ``n`` images.
 
-    Meshes come from :func:`backend.meshing.voxels_to_mesh` and are rendered by synth_render's
-    Blender workers in the synthetic style, both from the input's ground-truth viewpoint so
-    they line up with it. Returns the rows shown (key, view, IoU, what was rendered).
+    Picks the rows with :func:`select_gallery`, predicts them and draws them with
+    :func:`write_gallery`. Returns the rows shown (key, view, IoU, what was rendered).
     """
-    from synth_render.gallery import contact_sheet, save_png
-    from synth_render.render.pool import PoolOptions, run_jobs
-
     chosen = select_gallery(records, n)
     if not chosen:
         return []
     items = [dataset[r["index"]] for r in chosen]
     probs = _predict_probs(model, items, device)
-    with tempfile.TemporaryDirectory(prefix="eval_gallery_") as tmp_str:
+    rows = [GalleryRow(_input_image(record, item, renders),
+                       f"{class_name(record['class'])}  IoU {record['iou']:.2f}", p,
+                       float(info.threshold), as_array(item["voxels"]).astype(np.float32),
+                       _gallery_view(record, renders))
+            for record, item, p in zip(chosen, items, probs, strict=True)]
+    rendered = write_gallery(rows, path, render_workers)
+    return [{"key": record["key"], "view_index": record["view_index"], "iou": record["iou"],
+             "view": list(row.view), "prediction_rendered": ok}
+            for record, row, ok in zip(chosen, rows, rendered, strict=True)]
+
+
+def write_gallery(rows: Sequence[GalleryRow], path: Path, render_workers: int = 2) -> list[bool]:
+    """Write a gallery PNG (input | prediction | ground truth), one row per :class:`GalleryRow`.
+
+    Meshes come from :func:`backend.meshing.voxels_to_mesh` and are rendered by synth_render's
+    Blender workers in the synthetic style from the row's ``view``. Returns, per row, whether
+    its prediction tile was rendered (an empty prediction or a failed render leaves it blank).
+    """
+    from synth_render.gallery import contact_sheet, save_png
+    from synth_render.render.pool import PoolOptions, run_jobs
+
+    with tempfile.TemporaryDirectory(prefix="gallery_") as tmp_str:
         tmp = Path(tmp_str)
-        jobs, rows = [], []
-        for i, (record, item, p) in enumerate(zip(chosen, items, probs, strict=True)):
-            view = _gallery_view(record, renders)
-            gt = as_array(item["voxels"]).astype(np.float32)
-            frame = _frame_box(gt)
-            tiles = {}
-            for name, grid, thr in (("pred", p, float(info.threshold)), ("gt", gt, 0.5)):
-                job = _mesh_job(tmp, f"{i:03d}_{name}", grid, thr, frame, view, seed=i)
+        jobs, tiles = [], []
+        for i, row in enumerate(rows):
+            frame = _frame_box(row.ground_truth if row.ground_truth is not None
+                               else row.prediction >= row.threshold)
+            row_tiles = {}
+            for name, grid, thr in (("pred", row.prediction, row.threshold),
+                                    ("gt", row.ground_truth, 0.5)):
+                job = None if grid is None else _mesh_job(tmp, f"{i:03d}_{name}", grid, thr,
+                                                          frame, row.view, seed=i)
                 if job is not None:
                     jobs.append(job)
-                    tiles[name] = Path(job["out_dir"]) / r2n2.view_file_name(0)
-            rows.append((record, item, tiles, view))
+                    row_tiles[name] = Path(job["out_dir"]) / r2n2.view_file_name(0)
+            tiles.append(row_tiles)
         outcomes = run_jobs(jobs, PoolOptions(workers=max(1, render_workers), timeout_s=300))
         failed = [o.key for o in outcomes if not o.ok]
         if failed:
             log.warning("gallery: %d of %d renders failed (%s)", len(failed), len(jobs),
                         ", ".join(failed[:4]))
-        sheet_rows, labels, shown = [], [], []
-        for record, item, tiles, view in rows:
-            sheet_rows.append([_input_image(record, item, renders),
-                               *(_open_tile(tiles.get(k)) for k in ("pred", "gt"))])
-            labels.append(f"{class_name(record['class'])}  IoU {record['iou']:.2f}")
-            shown.append({"key": record["key"], "view_index": record["view_index"],
-                          "iou": record["iou"], "view": list(view),
-                          "prediction_rendered": tiles.get("pred") is not None
-                          and tiles["pred"].is_file()})
-        sheet = contact_sheet(sheet_rows, labels, ["input", "prediction", "ground truth"],
-                              tile=GALLERY_TILE)
+        sheet = contact_sheet([[row.image, *(_open_tile(t.get(k)) for k in ("pred", "gt"))]
+                               for row, t in zip(rows, tiles, strict=True)],
+                              [row.label for row in rows],
+                              ["input", "prediction", "ground truth"], tile=GALLERY_TILE)
+        rendered = [t.get("pred") is not None and t["pred"].is_file() for t in tiles]
     save_png(sheet, path)
-    log.info("gallery of %d rows: %s", len(shown), path)
-    return shown
+    log.info("gallery of %d rows: %s", len(rows), path)
+    return rendered
 
 
 def _predict_probs(model, items: list[dict], device: str) -> np.ndarray:
@@ -195,8 +226,6 @@ def _frame_faces(frame: np.ndarray, n_vertices: int) -> bytes:
 
 
 def _open_tile(path: Path | None):
-    from PIL import Image
-
     if path is None or not path.is_file():
         return None
     with Image.open(path) as im:
@@ -205,8 +234,6 @@ def _open_tile(path: Path | None):
 
 def _input_image(record: dict, item: dict, renders: Path | None):
     """The input as rendered on disk when known, else the preprocessed image (in [-1, 1])."""
-    from PIL import Image
-
     if renders is not None:
         render_dir = Path(renders) / record["key"] / "rendering"
         try:

@@ -1,8 +1,14 @@
-"""``python -m synth_render demo``: shapes -> both render styles -> voxels -> contact sheet."""
+"""``python -m synth_render demo``: shapes -> both render styles -> voxels -> contact sheet.
+
+:func:`build_demo_data` is the data part on its own; ``python -m backend demo`` reuses it
+before serving and reconstructing.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -16,29 +22,72 @@ from .taxonomy import ALL_SYNSETS, class_name
 
 log = logging.getLogger(__name__)
 
+STYLES = ("synthetic", "photo")
+DEMO_SEED = 1000  # training shapes use seeds < 1000, so demo shapes are never training data
 
-def run_demo(out: Path, per_class: int = 1, views: int = 4, size: int = 128, seed: int = 1000,
-             workers: int = 2, synsets: list[str] | None = None) -> int:
-    """Build a small data set of all 13 classes end to end and write ``contact_sheet.png``."""
+
+class Steps:
+    """Numbered progress lines: ``k/N what`` (shared by the data part and the full demo)."""
+
+    def __init__(self, total: int, logger: logging.Logger = log):
+        self.total = total
+        self.done = 0
+        self.log = logger
+
+    def __call__(self, message: str, *args) -> None:
+        self.done += 1
+        self.log.info(f"{self.done}/{self.total} {message}", *args)
+
+
+@dataclass
+class DemoData:
+    """Where :func:`build_demo_data` put things, and how many items failed."""
+
+    shapes: Path
+    voxels: Path
+    renders: dict[str, Path]  # style -> R2N2 rendering tree
+    failures: int
+
+
+def data_steps(styles: Sequence[str]) -> int:
+    """How many :class:`Steps` :func:`build_demo_data` logs."""
+    return 2 + len(styles)
+
+
+def build_demo_data(out: Path, synsets: Sequence[str] | None = None, per_class: int = 1,
+                    views: int = 4, size: int = 128, seed: int = DEMO_SEED, workers: int = 2,
+                    styles: Sequence[str] = STYLES, steps: Steps | None = None) -> DemoData:
+    """Shapes, renders in ``styles`` and 32³ voxels under ``out`` (resumable: a rerun skips
+    finished work)."""
     from .procedural import run_shapes
     from .render import run_render
     from .voxelize import run_voxelize
 
-    shapes, vox = out / "shapes", out / "voxels"
-    renders = {style: out / f"renders_{style}" for style in ("synthetic", "photo")}
-    log.info("1/4 generating %d shapes per class into %s", per_class, shapes)
-    failures = run_shapes(ShapesConfig(shapes, synsets or list(ALL_SYNSETS), per_class, seed))
-    for i, (style, dest) in enumerate(renders.items(), start=2):
-        log.info("%d/4 rendering the %s style into %s", i, style, dest)
-        failures += run_render(RenderConfig(shapes, dest, style=style, views=views, size=size,
-                                            workers=workers, seed=seed))
-    log.info("4/4 voxelizing into %s", vox)
-    failures += run_voxelize(VoxelizeConfig(shapes, vox, res=32))
-    sheet = save_png(build_sheet(shapes, renders, vox, min(views, 2)), out / "contact_sheet.png")
+    steps = steps or Steps(data_steps(styles))
+    data = DemoData(out / "shapes", out / "voxels",
+                    {style: out / f"renders_{style}" for style in styles}, 0)
+    steps("generating %d shape(s) per class into %s", per_class, data.shapes)
+    data.failures += run_shapes(ShapesConfig(data.shapes, list(synsets or ALL_SYNSETS),
+                                             per_class, seed))
+    for style, dest in data.renders.items():
+        steps("rendering %d view(s) per shape in the %s style into %s", views, style, dest)
+        data.failures += run_render(RenderConfig(data.shapes, dest, style=style, views=views,
+                                                 size=size, workers=workers, seed=seed))
+    steps("voxelizing (32³) into %s", data.voxels)
+    data.failures += run_voxelize(VoxelizeConfig(data.shapes, data.voxels, res=32))
+    return data
+
+
+def run_demo(out: Path, per_class: int = 1, views: int = 4, size: int = 128,
+             seed: int = DEMO_SEED, workers: int = 2, synsets: list[str] | None = None) -> int:
+    """Build a small data set of all 13 classes end to end and write ``contact_sheet.png``."""
+    data = build_demo_data(out, synsets, per_class, views, size, seed, workers)
+    sheet = save_png(build_sheet(data.shapes, data.renders, data.voxels, min(views, 2)),
+                     out / "contact_sheet.png")
     log.info("contact sheet: %s", sheet)
-    print(f"shapes   {shapes}\nrenders  {renders['synthetic']}  {renders['photo']}\n"
-          f"voxels   {vox}\nsheet    {sheet}")
-    return 1 if failures else 0
+    print(f"shapes   {data.shapes}\nrenders  {data.renders['synthetic']}  "
+          f"{data.renders['photo']}\nvoxels   {data.voxels}\nsheet    {sheet}")
+    return 1 if data.failures else 0
 
 
 def build_sheet(shapes: Path, renders: dict[str, Path], vox: Path, views: int = 2):

@@ -1,0 +1,369 @@
+"""``python -m backend demo``: the main job end to end on built-in data.
+
+Held-out procedural shapes (seed >= 1000, never training data) -> photo-style renders (the
+inputs) and 32³ voxels (the ground truth) -> the daemon (``python -m backend serve``, a
+subprocess on a free loopback port) -> every input reconstructed through it with the
+project's client (:class:`backend.protocol.ReconClient`) -> meshes, ``gallery.png``
+(input | prediction | ground truth), ``metrics.md``/``metrics.json`` (IoU per input) -> the
+Blender add-on zip -> the daemon stopped (also on errors and Ctrl-C).
+
+The data part is :func:`synth_render.demo.build_demo_data`; this process never imports torch
+(the daemon does the inference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from synth_render import r2n2
+from synth_render.atomic import atomic_write_text
+from synth_render.binvox import read_binvox
+from synth_render.demo import DEMO_SEED, DemoData, Steps, build_demo_data, data_steps
+from synth_render.shapenet import find_models
+from synth_render.taxonomy import class_name, resolve_classes
+
+from .checkpoint import DEFAULT_WEIGHTS
+from .dataclass_args import add_dataclass_arguments, arg, dataclass_from_args
+from .protocol.client import ReconClient, ServerUnavailable
+from .protocol.messages import MESH_FORMATS
+
+log = logging.getLogger(__name__)
+
+STEPS_AFTER_DATA = 6  # daemon, reconstruct, gallery, metrics, add-on, stop
+INPUT_STYLES = ("photo", "synthetic")
+
+
+@dataclass
+class DemoConfig:
+    """Everything ``python -m backend demo`` can be told."""
+
+    out: Path = arg(Path("work/demo"), "folder for everything the demo writes")
+    classes: str = arg("airplane,car,chair,lamp,sofa,table",
+                       "comma-separated class names or synset ids ('all': the 13 classes)")
+    per_class: int = arg(2, "shapes per class")
+    views: int = arg(1, "rendered views (inputs) per shape and style")
+    size: int = arg(128, "input image size in pixels")
+    seed: int = arg(DEMO_SEED, "shape seed; >= 1000 keeps demo shapes out of the training "
+                               "data (seeds < 1000)")
+    styles: tuple[str, ...] = arg(INPUT_STYLES, "input render styles: photo (the stand-in for "
+                                                "real photos) and/or synthetic (the look of the "
+                                                "training renders; shows the domain gap)")
+    checkpoint: Path = arg(DEFAULT_WEIGHTS, "weights the daemon serves")
+    format: str = arg("glb", "mesh format of the written meshes")
+    workers: int = arg(2, "Blender render worker processes")
+    port: int = arg(0, "daemon port on 127.0.0.1 (0: pick a free one)")
+    start_timeout: float = arg(120.0, "seconds to wait for the daemon to answer health")
+    request_timeout: float = arg(60.0, "seconds per reconstruct request")
+    addon: bool = arg(True, "build the Blender add-on zip (python -m blender_addon build)")
+
+
+@dataclass
+class InputImage:
+    """One demo input: a rendered view of a held-out shape, with its ground truth."""
+
+    name: str
+    style: str
+    synset: str
+    model_id: str
+    image: Path
+    voxels: Path
+    view: r2n2.View
+
+
+@dataclass
+class Reconstruction:
+    """What the daemon returned for one input, scored against the ground truth."""
+
+    input: InputImage
+    predicted_class: str
+    iou: float | None  # None: nothing reached the threshold and there is no ground truth grid
+    mesh: Path | None
+    probs: np.ndarray
+    threshold: float
+
+
+# ------------------------------------------------------------------------------ the steps
+
+
+def run(cfg: DemoConfig) -> int:
+    """The whole demo; returns an exit code (1 when any step had failures)."""
+    _check_config(cfg)
+    started = time.monotonic()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    steps = Steps(data_steps(cfg.styles) + STEPS_AFTER_DATA, log)
+    data = build_demo_data(cfg.out, resolve_classes(cfg.classes), cfg.per_class, cfg.views,
+                           cfg.size, cfg.seed, cfg.workers, cfg.styles, steps)
+    inputs = find_inputs(data, cfg.views)
+    if not inputs:
+        log.error("no rendered inputs under %s", cfg.out)
+        return 1
+    daemon_log = cfg.out / "daemon.log"
+    steps("starting the daemon (weights %s; its log: %s)", cfg.checkpoint, daemon_log)
+    with running_daemon(cfg.checkpoint, cfg.port, daemon_log, cfg.start_timeout) as endpoint:
+        steps("reconstructing %d input(s) through the daemon at %s", len(inputs), endpoint)
+        results = reconstruct_all(inputs, endpoint, cfg.out / "meshes", cfg.format,
+                                  cfg.request_timeout)
+        gallery = cfg.out / "gallery.png"
+        steps("rendering the gallery (input | prediction | ground truth) into %s", gallery)
+        write_demo_gallery(results, gallery, cfg.workers)
+        steps("writing the metrics table")
+        table = write_metrics(results, cfg.out)
+        print(table)
+        addon = cfg.out / "addon"
+        steps("building the Blender add-on zip into %s", addon)
+        addon_ok = build_addon(addon) if cfg.addon else _skip_addon()
+        steps("stopping the daemon")
+    failures = data.failures + (0 if addon_ok else 1)
+    _print_locations(cfg.out, data, addon if cfg.addon else None)
+    log.info("demo finished in %.0f s%s", time.monotonic() - started,
+             f" with {failures} failure(s)" if failures else "")
+    return 1 if failures else 0
+
+
+def _check_config(cfg: DemoConfig) -> None:
+    bad = set(cfg.styles) - set(INPUT_STYLES)
+    if bad or not cfg.styles:
+        raise ValueError(f"--styles must be some of {INPUT_STYLES}, got {cfg.styles}")
+    if cfg.format not in MESH_FORMATS:
+        raise ValueError(f"--format must be one of {MESH_FORMATS}, got {cfg.format!r}")
+    if min(cfg.per_class, cfg.views) < 1:
+        raise ValueError("--per-class and --views must be at least 1")
+
+
+def find_inputs(data: DemoData, views: int) -> list[InputImage]:
+    """Every complete rendered view, per shape, style and view index (a shape's styles share
+    their viewpoints, so its rows sit together for comparison)."""
+    inputs = []
+    for ref in find_models(data.shapes):
+        for style, renders in data.renders.items():
+            rdir = r2n2.rendering_dir(renders, ref.synset, ref.model_id)
+            if not r2n2.is_complete(rdir, views):
+                log.warning("%s: %s renders incomplete in %s; skipped", ref.key, style, rdir)
+                continue
+            metadata = r2n2.read_metadata(rdir)
+            for i in range(views):
+                inputs.append(InputImage(
+                    f"{class_name(ref.synset)}_{ref.model_id[:8]}_{style}_{i:02d}", style,
+                    ref.synset, ref.model_id, rdir / r2n2.view_file_name(i),
+                    r2n2.voxel_path(data.voxels, ref.synset, ref.model_id), metadata[i]))
+    return inputs
+
+
+# ------------------------------------------------------------------------------ the daemon
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_daemon(checkpoint: Path, port: int, log_path: Path,
+                   start_timeout_s: float) -> Iterator[str]:
+    """``python -m backend serve`` as a subprocess; yields its endpoint once it answers
+    ``health``, and stops it on the way out, whatever happened (SIGTERM, then SIGKILL)."""
+    endpoint = f"tcp://127.0.0.1:{port or free_port()}"
+    cmd = [sys.executable, "-m", "backend", "serve", "--checkpoint", str(checkpoint),
+           "--bind", endpoint]
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(proc, endpoint, start_timeout_s, log_path)
+            log.info("daemon (pid %d) serving on %s", proc.pid, endpoint)
+            yield endpoint
+        finally:
+            _stop(proc)
+
+
+def _wait_healthy(proc: subprocess.Popen, endpoint: str, timeout_s: float,
+                  log_path: Path) -> None:
+    end = time.monotonic() + timeout_s
+    port = int(endpoint.rsplit(":", 1)[1])
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the daemon exited with code {proc.returncode} before "
+                               f"serving:\n{_tail(log_path)}")
+        # Probe the port first: until the daemon binds (torch import, weights), a health
+        # request would only time out.
+        if _listening(port):
+            with ReconClient(endpoint, timeout_s=5.0, retries=0) as client:
+                if client.health().get("status") == "ok":
+                    return
+        time.sleep(0.2)
+    raise RuntimeError(f"the daemon did not answer health within {timeout_s:g} s:\n"
+                       f"{_tail(log_path)}")
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _stop(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()  # SIGTERM: the daemon drains its queue and exits
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("the daemon ignored SIGTERM for %g s; killing it", timeout_s)
+            proc.kill()
+            proc.wait()
+    log.info("daemon stopped (exit code %s)", proc.returncode)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ------------------------------------------------------------------------------ reconstruct
+
+
+def reconstruct_all(inputs: list[InputImage], endpoint: str, meshes: Path, fmt: str,
+                    timeout_s: float) -> list[Reconstruction]:
+    """Send each input to the daemon, write its mesh and score its voxels."""
+    from tqdm import tqdm
+
+    meshes.mkdir(parents=True, exist_ok=True)
+    results = []
+    with ReconClient(endpoint, timeout_s=timeout_s, retries=1) as client:
+        for item in tqdm(inputs, unit="image", desc="reconstruct"):
+            reply = client.reconstruct([item.image.read_bytes()], format=fmt,
+                                       outputs=["mesh", "voxels"])
+            mesh = None
+            if reply.mesh is not None:
+                mesh = meshes / f"{item.name}.{fmt}"
+                mesh.write_bytes(reply.mesh)
+            results.append(Reconstruction(item, reply.views[0].class_name,
+                                          _iou(reply.voxels, item.voxels, reply.threshold),
+                                          mesh, reply.voxels, reply.threshold))
+    return results
+
+
+def _iou(probs: np.ndarray, voxel_file: Path, threshold: float) -> float | None:
+    from .metrics import voxel_iou
+
+    if not voxel_file.is_file():
+        return None
+    gt = read_binvox(voxel_file).grid
+    return float(voxel_iou(probs, gt, threshold))
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def write_demo_gallery(results: list[Reconstruction], path: Path, workers: int) -> None:
+    """``gallery.png`` through :func:`backend.eval_gallery.write_gallery`."""
+    from .eval_gallery import GalleryRow, write_gallery
+
+    rows = []
+    for r in results:
+        gt = read_binvox(r.input.voxels).grid if r.input.voxels.is_file() else None
+        with Image.open(r.input.image) as im:
+            image = im.convert("RGBA")
+        label = f"{class_name(r.input.synset)} ({r.input.style})\nIoU {_fmt(r.iou)}"
+        view = (r.input.view.azimuth, r.input.view.elevation, r.input.view.distance_ratio)
+        rows.append(GalleryRow(image, label, r.probs, r.threshold, gt, view))
+    write_gallery(rows, path, workers)
+
+
+def metrics_markdown(results: list[Reconstruction]) -> str:
+    """The IoU of every input and the mean per style, as a Markdown table."""
+    lines = ["| input | class | style | predicted class | IoU |",
+             "| --- | --- | --- | --- | ---: |"]
+    for r in results:
+        lines.append(f"| {r.input.name} | {class_name(r.input.synset)} | {r.input.style} | "
+                     f"{r.predicted_class} | {_fmt(r.iou)} |")
+    for style in dict.fromkeys(r.input.style for r in results):
+        ious = [r.iou for r in results if r.input.style == style and r.iou is not None]
+        mean = _fmt(float(np.mean(ious))) if ious else "n/a"
+        lines.append(f"| **mean of {len(ious)}** | | {style} | | **{mean}** |")
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics(results: list[Reconstruction], out: Path) -> str:
+    """``metrics.md`` and ``metrics.json``; returns the Markdown."""
+    threshold = results[0].threshold if results else float("nan")
+    table = (f"IoU of each reconstruction against the voxelized ground truth (32³, "
+             f"threshold {threshold:.2f}):\n\n" + metrics_markdown(results))
+    atomic_write_text(out / "metrics.md", table)
+    records = [{**asdict(r.input), "image": str(r.input.image), "voxels": str(r.input.voxels),
+                "predicted_class": r.predicted_class, "iou": r.iou, "threshold": r.threshold,
+                "mesh": str(r.mesh) if r.mesh else None} for r in results]
+    atomic_write_text(out / "metrics.json", json.dumps(records, indent=2))
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+# ------------------------------------------------------------------------------ the add-on
+
+
+def build_addon(out: Path) -> bool:
+    """``python -m blender_addon build --out OUT``; whether it succeeded."""
+    cmd = [sys.executable, "-m", "blender_addon", "build", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        log.error("add-on build failed (%s, exit code %d):\n%s", " ".join(cmd),
+                  proc.returncode, (proc.stdout + proc.stderr)[-2000:])
+        return False
+    zips = sorted(out.glob("*.zip"))
+    log.info("add-on: %s", ", ".join(map(str, zips)) or f"(no zip in {out})")
+    return bool(zips)
+
+
+def _skip_addon() -> bool:
+    log.info("add-on build skipped (--no-addon)")
+    return True
+
+
+def _print_locations(out: Path, data: DemoData, addon: Path | None) -> None:
+    rows = [("inputs", "  ".join(str(p) for p in data.renders.values())),
+            ("shapes", data.shapes), ("voxels", data.voxels), ("meshes", out / "meshes"),
+            ("gallery", out / "gallery.png"), ("metrics", out / "metrics.md"),
+            ("daemon log", out / "daemon.log")]
+    if addon is not None:
+        rows.append(("add-on", addon))
+    print("\n".join(f"{name:<11}{where}" for name, where in rows))
+
+
+# ------------------------------------------------------------------------------ command
+
+
+def add_demo_parser(sub) -> None:
+    """``demo`` subcommand."""
+    p = sub.add_parser("demo", help="the main job end to end on built-in data",
+                       description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_dataclass_arguments(p, DemoConfig, choices={"format": list(MESH_FORMATS)})
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    try:
+        return run(dataclass_from_args(DemoConfig, args))
+    except (ValueError, RuntimeError, ServerUnavailable) as exc:
+        log.error("%s", exc)
+        return 1
