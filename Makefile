@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 WORK   ?= work/demo
 
-.PHONY: venv test test-all demo lint clean-work
+.PHONY: venv test test-all demo addon lint clean-work
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test-all: $(STAMP)
 # The main job on built-in data: shapes -> renders -> daemon -> meshes, gallery, metrics, add-on.
 demo: $(STAMP)
 	$(PY) -m backend demo --out $(WORK)
+
+# The Blender add-on: one validated zip per platform in dist/ (pyzmq wheels cached in work/).
+addon: $(STAMP)
+	$(PY) -m blender_addon build --out dist
 
 lint: $(STAMP)
 	$(PY) -m ruff check synth_render backend blender_addon tests benchmarks

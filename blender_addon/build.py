@@ -1,0 +1,297 @@
+"""Build the add-on's installable zips with Blender's own extension tool.
+
+``python -m blender_addon build [--out DIR] [--platform linux-x64 ...]`` stages this folder,
+adds the daemon's protocol package (``backend/protocol`` becomes the subpackage ``protocol``)
+and the pyzmq wheels, fetched unmodified with ``pip download`` for each platform and each
+Python of the supported Blender releases, then runs ``blender_ext.py build --split-platforms``
+and ``blender_ext.py validate`` (from the ``bpy`` package) on every zip.
+
+Stdlib only, and Blender's tool runs as a subprocess: this module never imports bpy or torch.
+It is excluded from the zip by the manifest's ``[build] paths_exclude_pattern``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ADDON_DIR = Path(__file__).resolve().parent
+PROTOCOL_DIR = ADDON_DIR.parent / "backend" / "protocol"
+MANIFEST_NAME = "blender_manifest.toml"
+BLENDER_EXT_GLOB = "*/scripts/addons_core/bl_pkg/cli/blender_ext.py"
+
+# Blender platform -> pip platform tag to resolve pyzmq for. glibc 2.28 and macOS 11 are the
+# oldest systems Blender 4.2 runs on; pip also accepts wheels built for older ones (pyzmq
+# publishes universal2 for macOS, so both Mac platforms get the same file).
+PIP_PLATFORMS = {
+    "linux-x64": "manylinux_2_28_x86_64",
+    "linux-arm64": "manylinux_2_28_aarch64",
+    "macos-x64": "macosx_11_0_x86_64",
+    "macos-arm64": "macosx_11_0_arm64",
+    "windows-x64": "win_amd64",
+}
+# Python of Blender 4.2-5.0, and of 5.1+ (pyzmq's cp312-abi3 wheels serve 3.12 and newer).
+PYTHON_VERSIONS = ("3.11", "3.13")
+
+
+class BuildError(RuntimeError):
+    """The build cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    out_dir: Path = Path("dist")
+    # Blender platform names; empty means every platform the manifest lists.
+    platforms: tuple[str, ...] = ()
+    # Downloaded wheels are kept here and reused by later builds.
+    wheel_cache: Path = Path("work/addon-wheels")
+    # Offline builds: take the wheels only from this folder, never from the network.
+    wheels_dir: Path | None = None
+    # Empty means the pyzmq installed in this environment.
+    pyzmq_version: str = ""
+    # Empty means the blender_ext.py inside the installed bpy package.
+    blender_ext: Path | None = None
+
+
+@dataclass(frozen=True)
+class WheelRequest:
+    python: str
+    platform: str
+
+    @property
+    def pip_platform(self) -> str:
+        return PIP_PLATFORMS[self.platform]
+
+    def describe(self, version: str) -> str:
+        return f"pyzmq=={version} for Python {self.python} on {self.platform}"
+
+    def fetch_command(self, version: str, dest: str) -> str:
+        """The pip command that fetches this wheel on a machine with network access."""
+        return (f"pip download --only-binary=:all: --no-deps --python-version {self.python} "
+                f"--platform {self.pip_platform} --dest {dest} pyzmq=={version}")
+
+
+def find_blender_ext() -> Path:
+    """Blender's extension CLI as shipped in the bpy wheel, found without importing bpy."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildError("the bpy package is not installed here (pip install bpy); or pass "
+                         "--blender-ext PATH to a Blender's scripts/addons_core/bl_pkg/cli/"
+                         "blender_ext.py")
+    bpy_dir = Path(next(iter(spec.submodule_search_locations)))
+    candidates = sorted(bpy_dir.glob(BLENDER_EXT_GLOB))
+    if not candidates:
+        raise BuildError(f"no {BLENDER_EXT_GLOB} under {bpy_dir}; pass --blender-ext PATH")
+    return candidates[-1]
+
+
+def installed_pyzmq_version() -> str:
+    try:
+        return importlib.metadata.version("pyzmq")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise BuildError("pyzmq is not installed here; pass --pyzmq-version") from exc
+
+
+def _pip_download(request: WheelRequest, version: str, source_args: Sequence[str],
+                  dest: Path) -> Path:
+    """One wheel, resolved by pip for the request's Python and platform, saved under dest."""
+    dest.mkdir(parents=True)
+    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+               "--quiet", "--only-binary=:all:", "--no-deps",
+               "--python-version", request.python, "--platform", request.pip_platform,
+               "--dest", str(dest), *source_args, f"pyzmq=={version}"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    wheels = sorted(dest.glob("*.whl"))
+    if done.returncode != 0 or len(wheels) != 1:
+        raise BuildError(done.stderr.strip() or done.stdout.strip() or "pip saved no wheel")
+    return wheels[0]
+
+
+def fetch_wheel(request: WheelRequest, version: str, config: BuildConfig, scratch: Path) -> Path:
+    """The wheel for one request: from --wheels, else the cache, else PyPI (then cached)."""
+    dest = scratch / f"{request.python}-{request.platform}"
+    if config.wheels_dir is not None:
+        try:
+            return _pip_download(request, version,
+                                 ["--no-index", "--find-links", str(config.wheels_dir)], dest)
+        except BuildError as exc:
+            raise BuildError(
+                f"{request.describe(version)} is not in {config.wheels_dir}: {exc}\n"
+                f"Fetch it with: {request.fetch_command(version, str(config.wheels_dir))}"
+            ) from exc
+    if config.wheel_cache.is_dir():
+        try:
+            return _pip_download(request, version,
+                                 ["--no-index", "--find-links", str(config.wheel_cache)], dest)
+        except BuildError:
+            shutil.rmtree(dest, ignore_errors=True)
+            log.debug("%s is not cached yet", request.describe(version))
+    log.info("downloading %s", request.describe(version))
+    try:
+        wheel = _pip_download(request, version, [], dest)
+    except BuildError as exc:
+        raise BuildError(
+            f"could not download {request.describe(version)}: {exc}\n"
+            f"To build offline, fetch the wheels on a machine with network access (for each "
+            f"platform and Python, e.g. {request.fetch_command(version, 'WHEELS_DIR')}) "
+            f"and pass --wheels WHEELS_DIR.") from exc
+    config.wheel_cache.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(wheel, config.wheel_cache / wheel.name)
+    return wheel
+
+
+def staged_manifest_text(source: str, platforms: Sequence[str], wheel_names: Sequence[str]) -> str:
+    """The manifest with the platforms being built and the wheels bundled for them."""
+    platforms_line = "platforms = " + json.dumps(list(platforms))
+    wheels_line = "wheels = [\n" + "".join(
+        f"  {json.dumps('./wheels/' + name)},\n" for name in wheel_names) + "]"
+    text, count = re.subn(r"^platforms = \[[^\]]*\]", lambda _: f"{platforms_line}\n{wheels_line}",
+                          source, count=1, flags=re.MULTILINE)
+    if count != 1:
+        raise BuildError(f"{MANIFEST_NAME} has no top-level `platforms = [...]` line")
+    parsed = tomllib.loads(text)
+    if (parsed["platforms"], parsed["wheels"]) != (
+            list(platforms), [f"./wheels/{name}" for name in wheel_names]):
+        raise BuildError(f"the staged {MANIFEST_NAME} did not take the platforms and wheels")
+    return text
+
+
+def stage_extension(stage: Path, platforms: Sequence[str], wheels: Sequence[Path]) -> None:
+    """The extension's source tree: this package, the protocol package and the wheels."""
+    for generated in ("protocol", "wheels"):
+        if (ADDON_DIR / generated).exists():
+            raise BuildError(f"{ADDON_DIR / generated} must not exist in the source tree: the "
+                             f"build adds it (the protocol lives in {PROTOCOL_DIR})")
+    shutil.copytree(ADDON_DIR, stage, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PROTOCOL_DIR, stage / "protocol", ignore=shutil.ignore_patterns("__pycache__"))
+    (stage / "wheels").mkdir()
+    names = sorted({wheel.name for wheel in wheels})
+    for wheel in {w.name: w for w in wheels}.values():
+        shutil.copy2(wheel, stage / "wheels" / wheel.name)
+    manifest = stage / MANIFEST_NAME
+    manifest.write_text(staged_manifest_text(manifest.read_text(), platforms, names))
+
+
+def run_blender_ext(blender_ext: Path, *args: str) -> str:
+    command = [sys.executable, str(blender_ext), *args]
+    done = subprocess.run(command, capture_output=True, text=True)
+    output = (done.stdout + done.stderr).strip()
+    log.debug("%s\n%s", " ".join(command), output)
+    if done.returncode != 0:
+        raise BuildError(f"blender_ext.py {args[0]} failed:\n{output}")
+    return output
+
+
+def zip_manifest(path: Path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return tomllib.loads(archive.read(MANIFEST_NAME).decode("utf-8"))
+
+
+def check_zip_wheels(path: Path, expected: dict[str, list[Path]]) -> str:
+    """The zip's platform; fails when Blender's tool did not keep the wheels fetched for it."""
+    generated = zip_manifest(path)["build"]["generated"]
+    (platform,) = generated["platforms"]
+    kept = sorted(Path(w).name for w in generated["wheels"])
+    wanted = sorted({w.name for w in expected[platform]})
+    if kept != wanted:
+        raise BuildError(f"{path.name}: Blender's tool bundled {kept} for {platform}, "
+                         f"expected {wanted}")
+    with zipfile.ZipFile(path) as archive:
+        missing = [w for w in wanted if f"wheels/{w}" not in archive.namelist()]
+    if missing:
+        raise BuildError(f"{path.name} lacks {missing}")
+    return platform
+
+
+def build(config: BuildConfig) -> list[Path]:
+    """Build, validate and return one zip per platform."""
+    started = time.perf_counter()
+    manifest = tomllib.loads((ADDON_DIR / MANIFEST_NAME).read_text())
+    platforms = config.platforms or tuple(manifest["platforms"])
+    unknown = sorted(set(platforms) - set(manifest["platforms"]))
+    if unknown:
+        raise BuildError(f"unknown platform(s) {unknown}; the manifest lists "
+                         f"{manifest['platforms']}")
+    blender_ext = config.blender_ext or find_blender_ext()
+    version = config.pyzmq_version or installed_pyzmq_version()
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix="unsup3d-addon-") as tmp:
+        scratch = Path(tmp)
+        wheels = {platform: [fetch_wheel(WheelRequest(python, platform), version, config,
+                                         scratch / "pip") for python in PYTHON_VERSIONS]
+                  for platform in platforms}
+        stage = scratch / manifest["id"]
+        stage_extension(stage, platforms, [w for ws in wheels.values() for w in ws])
+        built = scratch / "built"
+        built.mkdir()
+        run_blender_ext(blender_ext, "build", "--source-dir", str(stage),
+                        "--output-dir", str(built), "--split-platforms")
+        zips = []
+        for path in sorted(built.glob("*.zip")):
+            run_blender_ext(blender_ext, "validate", str(path))
+            check_zip_wheels(path, wheels)
+            zips.append(Path(shutil.move(path, config.out_dir / path.name)))
+    if len(zips) != len(platforms):
+        raise BuildError(f"expected {len(platforms)} zips, Blender's tool made {len(zips)}")
+    log.info("built and validated %d zip(s) in %.1f s", len(zips), time.perf_counter() - started)
+    return zips
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m blender_addon",
+                                     description="Blender add-on packaging.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    cmd = commands.add_parser("build", help="build the installable zip(s), one per platform",
+                              description="Stage the add-on with the daemon's protocol "
+                              "package and pyzmq wheels, then build and validate one zip per "
+                              "platform with Blender's own blender_ext.py; prints the zips.")
+    defaults = BuildConfig()
+    cmd.add_argument("--out", type=Path, default=defaults.out_dir,
+                     help="folder for the zips (default: %(default)s)")
+    cmd.add_argument("--platform", action="append", choices=sorted(PIP_PLATFORMS),
+                     dest="platforms", help="build only this platform (repeatable; "
+                     "default: every platform in the manifest)")
+    cmd.add_argument("--wheels", type=Path, dest="wheels_dir",
+                     help="offline: take the pyzmq wheels from this folder only")
+    cmd.add_argument("--wheel-cache", type=Path, default=defaults.wheel_cache,
+                     help="where downloaded wheels are kept (default: %(default)s)")
+    cmd.add_argument("--pyzmq-version", default="",
+                     help="pyzmq version to bundle (default: the one installed here)")
+    cmd.add_argument("--blender-ext", type=Path,
+                     help="Blender's blender_ext.py (default: the one in the bpy package)")
+    cmd.add_argument("-v", "--verbose", action="store_true", help="show the tools' output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s: %(message)s")
+    config = BuildConfig(out_dir=args.out, platforms=tuple(args.platforms or ()),
+                         wheel_cache=args.wheel_cache, wheels_dir=args.wheels_dir,
+                         pyzmq_version=args.pyzmq_version, blender_ext=args.blender_ext)
+    try:
+        zips = build(config)
+    except BuildError as exc:
+        log.error("%s", exc)
+        return 1
+    for path in zips:
+        print(path)
+    return 0

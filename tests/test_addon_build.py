@@ -1,0 +1,222 @@
+"""Packaging of the Blender add-on: Blender's own tool builds and validates the zip, and
+Blender's own install path installs it into a fresh profile where it runs on its bundled pyzmq
+and its bundled protocol package."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from blender_addon import build  # stdlib only; the add-on imports bpy in register()
+
+ROOT = Path(__file__).resolve().parents[1]
+ADDON = ROOT / "blender_addon"
+PLATFORM = "linux-x64"  # only this machine's platform, to keep the default run quick
+WHEEL_CACHE = ROOT / "work" / "addon-wheels"
+EXTENSION_MODULE = "bl_ext.user_default.unsup3d_recon"
+
+
+def _blender_ext() -> Path:
+    return build.find_blender_ext()
+
+
+def _build(out: Path, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "blender_addon", "build", "--out", str(out),
+                           "--platform", PLATFORM, *options],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def built_zip(tmp_path_factory) -> Path:
+    done = _build(tmp_path_factory.mktemp("dist"), "--wheel-cache", str(WHEEL_CACHE))
+    assert done.returncode == 0, done.stderr
+    zips = [Path(line) for line in done.stdout.split()]
+    assert [z.name for z in zips] == ["unsup3d_recon-0.1.0-linux_x64.zip"]
+    return zips[0]
+
+
+def _zip_manifest(path: Path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return tomllib.loads(archive.read("blender_manifest.toml").decode())
+
+
+# -- pure: the manifest --------------------------------------------------------------------
+
+
+def test_manifest_matches_the_project():
+    manifest = tomllib.loads((ADDON / "blender_manifest.toml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert manifest["id"] == "unsup3d_recon"
+    assert manifest["version"] == project["version"]
+    assert manifest["type"] == "add-on"
+    assert manifest["blender_version_min"] == "4.2.0"
+    assert manifest["license"] == ["SPDX:MIT"]
+    assert set(manifest["permissions"]) == {"network", "files"}
+    # build.py owns the wheel list: the source manifest has none to go stale.
+    assert "wheels" not in manifest
+    # Every platform listed has a pip platform to fetch pyzmq for, and vice versa.
+    assert sorted(manifest["platforms"]) == sorted(build.PIP_PLATFORMS)
+    excluded = manifest["build"]["paths_exclude_pattern"]
+    assert {"/build.py", "/__main__.py", "__pycache__/"} <= set(excluded)
+
+
+def test_staged_manifest_lists_the_wheels_for_the_chosen_platforms():
+    source = (ADDON / "blender_manifest.toml").read_text()
+    names = ["pyzmq-27.3.0-cp311-cp311-win_amd64.whl", "pyzmq-27.3.0-cp312-abi3-win_amd64.whl"]
+    staged = tomllib.loads(build.staged_manifest_text(source, ["windows-x64"], names))
+    assert staged["platforms"] == ["windows-x64"]
+    assert staged["wheels"] == [f"./wheels/{name}" for name in names]
+    assert staged["permissions"] == tomllib.loads(source)["permissions"]
+
+
+# -- the build, with Blender's tool from the bpy package -----------------------------------
+
+
+@pytest.mark.blender
+def test_built_zip_passes_blenders_validator(built_zip):
+    done = subprocess.run([sys.executable, str(_blender_ext()), "validate", str(built_zip)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.blender
+def test_built_zip_holds_the_addon_protocol_and_wheels_only(built_zip):
+    with zipfile.ZipFile(built_zip) as archive:
+        names = set(archive.namelist())
+        bundled_protocol = {name: archive.read(name) for name in names
+                            if name.startswith("protocol/")}
+    assert {"blender_manifest.toml", "__init__.py", "protocol/__init__.py",
+            "protocol/client.py", "protocol/messages.py"} <= names
+    assert not [n for n in names if n in {"build.py", "__main__.py"} or "__pycache__" in n
+                or n.endswith(".pyc")]
+    # The protocol is the daemon's own package, copied as it is.
+    assert bundled_protocol == {f"protocol/{p.name}": p.read_bytes()
+                                for p in (ROOT / "backend" / "protocol").glob("*.py")}
+    wheels = sorted(n for n in names if n.startswith("wheels/"))
+    assert len(wheels) == 2
+    assert "-cp311-cp311-" in wheels[0] and "-cp312-abi3-" in wheels[1]
+    assert all(w.endswith("x86_64.whl") and "manylinux" in w for w in wheels)
+
+
+@pytest.mark.blender
+def test_zip_manifest_lists_exactly_the_bundled_wheels_unmodified(built_zip):
+    manifest = _zip_manifest(built_zip)
+    assert manifest["platforms"] == [PLATFORM]
+    listed = sorted(w.removeprefix("./") for w in manifest["wheels"])
+    assert sorted(w.removeprefix("./") for w in manifest["build"]["generated"]["wheels"]) == listed
+    with zipfile.ZipFile(built_zip) as archive:
+        assert listed == sorted(n for n in archive.namelist() if n.startswith("wheels/"))
+        for name in listed:
+            # Byte for byte what pip downloaded (and checked against PyPI's hash).
+            cached = WHEEL_CACHE / Path(name).name
+            assert hashlib.sha256(archive.read(name)).digest() == \
+                hashlib.sha256(cached.read_bytes()).digest()
+
+
+@pytest.mark.blender
+def test_offline_build_takes_the_wheels_dir_or_says_which_wheel_is_missing(built_zip, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = _build(tmp_path / "none", "--wheels", str(empty))
+    assert failed.returncode == 1
+    version = build.installed_pyzmq_version()
+    assert f"pyzmq=={version} for Python 3.11 on {PLATFORM} is not in {empty}" in failed.stderr
+    assert f"--python-version 3.11 --platform manylinux_2_28_x86_64 --dest {empty}" in failed.stderr
+    assert not list((tmp_path / "none").glob("*.zip"))
+
+    offline = _build(tmp_path / "offline", "--wheels", str(WHEEL_CACHE))
+    assert offline.returncode == 0, offline.stderr
+    with zipfile.ZipFile(offline.stdout.split()[0]) as again, zipfile.ZipFile(built_zip) as first:
+        assert sorted(again.namelist()) == sorted(first.namelist())
+
+
+# -- Blender's own install path, in a fresh profile ----------------------------------------
+
+# Runs in a subprocess started as `python -S` with only what a real Blender ships on sys.path.
+# The project's venv has pyzmq installed and its editable install makes `backend` importable:
+# either would let the add-on run without its bundled wheel or protocol (the add-on falls back
+# to `backend.protocol` in the source tree). Without site-packages, only Blender's own
+# machinery can make `zmq` importable: it extracts the extension's wheels into the profile's
+# `extensions/.local/.../site-packages` and puts that on sys.path.
+INSTALL_CHECK = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[2])
+import bpy
+import addon_utils  # Blender's scripts/modules: on sys.path once bpy is imported
+
+result = {"sys_path": sys.path,
+          "extensions_dir": bpy.utils.user_resource("EXTENSIONS"),
+          "config_dir": bpy.utils.user_resource("CONFIG")}
+status = bpy.ops.extensions.package_install_files(
+    filepath=sys.argv[1], repo="user_default", enable_on_install=True)
+module = sys.argv[3]
+result["status"] = sorted(status)
+result["enabled"] = [a.module for a in bpy.context.preferences.addons]
+client = __import__(module + ".protocol.client", fromlist=["ReconClient"])
+result["client_file"] = client.__file__
+result["client_zmq_file"] = client.zmq.__file__
+result["zmq_files"] = sorted(m.__file__ for name, m in sys.modules.items()
+                             if (name == "zmq" or name.startswith("zmq."))
+                             and getattr(m, "__file__", None))
+result["backend_loaded"] = sorted(n for n in sys.modules if n.split(".")[0] == "backend")
+result["panel_registered"] = hasattr(bpy.types, "VIEW3D_PT_unsup3d_recon")
+try:
+    result["operator_registered"] = bool(bpy.ops.unsup3d.reconstruct.get_rna_type())
+except KeyError:
+    result["operator_registered"] = False
+addon_utils.disable(module, default_set=True)
+result["panel_after_disable"] = hasattr(bpy.types, "VIEW3D_PT_unsup3d_recon")
+print("RESULT " + json.dumps(result))
+"""
+
+# What Blender's own Python has besides the stdlib: bpy itself, and numpy, which Blender
+# bundles (the protocol needs it). No pyzmq: that must come from the extension.
+BLENDER_SHIPS = ("bpy", "numpy", "numpy.libs")
+
+
+@pytest.mark.blender
+def test_zip_installs_into_a_fresh_profile_and_runs_on_its_bundled_packages(built_zip, tmp_path):
+    site_packages = Path(importlib.util.find_spec("bpy").submodule_search_locations[0]).parent
+    blender_path = tmp_path / "blender_python"
+    blender_path.mkdir()
+    for name in BLENDER_SHIPS:
+        if (site_packages / name).exists():
+            (blender_path / name).symlink_to(site_packages / name)
+    profile = tmp_path / "profile"
+    script = tmp_path / "install_check.py"
+    script.write_text(INSTALL_CHECK)
+    # BLENDER_USER_RESOURCES moves every user folder (config, scripts, extensions, ...).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "BLENDER_", "VIRTUAL_ENV"))}
+    env |= {"HOME": str(tmp_path), "PYTHONNOUSERSITE": "1", "BLENDER_USER_RESOURCES": str(profile)}
+    done = subprocess.run(
+        [sys.executable, "-S", str(script), str(built_zip), str(blender_path), EXTENSION_MODULE],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout + done.stderr
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+
+    assert result["extensions_dir"] == str(profile / "extensions")
+    assert result["config_dir"] == str(profile / "config")
+    assert not [p for p in result["sys_path"] if str(site_packages) in p]
+    assert result["status"] == ["FINISHED"]
+    assert EXTENSION_MODULE in result["enabled"]
+    assert result["panel_registered"] and result["operator_registered"]
+    assert not result["panel_after_disable"]
+
+    installed = profile / "extensions" / "user_default" / "unsup3d_recon"
+    wheel_site = profile / "extensions" / ".local"
+    assert result["client_file"] == str(installed / "protocol" / "client.py")
+    assert result["backend_loaded"] == []
+    assert result["zmq_files"], "zmq was never imported"
+    assert all(Path(f).is_relative_to(wheel_site) for f in result["zmq_files"])
+    assert Path(result["client_zmq_file"]).is_relative_to(wheel_site)
