@@ -1,1 +1,44 @@
-"""Blender sidebar add-on (see issue 6). Never imports torch."""
+"""Photo to 3D: a Blender sidebar panel that sends reference images to the reconstruction
+daemon and imports the meshes it returns (never imports torch).
+
+Layout: ``jobs`` (the network thread, no bpy), ``local_daemon`` and ``viewpoint`` (pure),
+``runtime`` (live state and the main-thread drain), ``scene_import`` and ``images`` (bpy data),
+``properties``/``preferences``/``operators``/``panel`` (Blender UI classes). The bpy modules
+are imported in :func:`register`, so ``python -m blender_addon build`` and the pure modules
+work without Blender.
+"""
+
+
+def _modules():
+    from . import operators, panel, preferences, properties
+
+    return properties, preferences, operators, panel
+
+
+def register() -> None:
+    import bpy
+
+    from . import runtime
+
+    properties, preferences, operators, panel = _modules()
+    properties.register()
+    for module in (preferences, operators, panel):
+        for cls in module.CLASSES:
+            bpy.utils.register_class(cls)
+    runtime.start()
+    prefs = preferences.preferences()
+    if prefs.start_daemon_on_load and prefs.daemon_python:
+        bpy.ops.unsup3d.daemon_start()
+
+
+def unregister() -> None:
+    import bpy
+
+    from . import runtime
+
+    runtime.stop()
+    properties, preferences, operators, panel = _modules()
+    for module in (panel, operators, preferences):
+        for cls in reversed(module.CLASSES):
+            bpy.utils.unregister_class(cls)
+    properties.unregister()

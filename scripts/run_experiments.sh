@@ -2,7 +2,7 @@
 # Train and evaluate the three modes (source-only, unsupervised, oracle) for one seed on the
 # procedural data set, then evaluate each on the photo-style and synthetic test sets.
 # Resumable: a rerun continues unfinished runs and skips finished evaluations.
-#   scripts/run_experiments.sh [SEED] [STEPS] [MODES...]
+#   [TRAIN_ARGS=...] scripts/run_experiments.sh [SEED] [STEPS] [MODES...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -13,11 +13,12 @@ MODES=${*:-source-only unsupervised oracle}
 DATA=${DATA:-data/procedural}
 RUNS=${RUNS:-runs}
 EVAL_VIEWS=${EVAL_VIEWS:-2}
+TRAIN_ARGS=${TRAIN_ARGS:-}   # e.g. "--threads 1" to leave a core free
 
 for mode in $MODES; do
   name="$mode-s$SEED"
   $PY -m backend train --mode "$mode" --seed "$SEED" --steps "$STEPS" --data "$DATA" \
-      --runs "$RUNS" --name "$name" --resume
+      --runs "$RUNS" --name "$name" --resume $TRAIN_ARGS
   for domain in photo synthetic; do
     out="$RUNS/$name/eval-$domain"
     [ -f "$out/report.json" ] && continue

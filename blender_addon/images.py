@@ -1,0 +1,69 @@
+"""Reference images as plain data for the network thread (main thread only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+
+class ImageError(ValueError):
+    """A reference image that cannot be sent (missing file, no pixels)."""
+
+
+def image_payload(image: bpy.types.Image) -> bytes | np.ndarray:
+    """The encoded file when there is one (the daemon decodes PNG/JPEG itself), else the
+    pixels as a ``(H, W, 4)`` uint8 array, top row first."""
+    if image.packed_file is not None and not image.is_dirty:
+        return bytes(image.packed_file.data)
+    if image.source == "FILE" and not image.is_dirty:
+        path = Path(bpy.path.abspath(image.filepath, library=image.library))
+        if path.is_file():
+            return path.read_bytes()
+        if not image.has_data:
+            raise ImageError(f"the file of image {image.name!r} is missing: {path}")
+    return _pixels(image)
+
+
+def _pixels(image: bpy.types.Image) -> np.ndarray:
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise ImageError(f"image {image.name!r} has no pixels")
+    flat = np.empty(width * height * image.channels, np.float32)
+    image.pixels.foreach_get(flat)
+    pixels = flat.reshape(height, width, image.channels)[::-1]  # Blender stores bottom-up
+    if image.channels == 3:
+        pixels = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
+    elif image.channels != 4:
+        raise ImageError(f"image {image.name!r} has {image.channels} channels; expected 3 or 4")
+    return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def crop_box(image: bpy.types.Image, edges) -> tuple[int, int, int, int]:
+    """``(x, y, w, h)`` in pixels from (left, top, right, bottom) fractions."""
+    width, height = image.size
+    left, top, right, bottom = (float(v) for v in edges)
+    if right <= left or bottom <= top:
+        raise ImageError(f"the crop of {image.name!r} is empty: right must exceed left and "
+                         "bottom must exceed top")
+    x, y = int(round(left * width)), int(round(top * height))
+    w = max(1, int(round(right * width)) - x)
+    h = max(1, int(round(bottom * height)) - y)
+    return x, y, w, h
+
+
+def scene_images(context) -> list[bpy.types.Image]:
+    """Images the user is looking at: selected image empties (reference images) and the
+    images shown in open image editors."""
+    found: list[bpy.types.Image] = []
+    for obj in context.selected_objects or ():
+        if obj.type == "EMPTY" and obj.empty_display_type == "IMAGE" and obj.data is not None:
+            found.append(obj.data)
+    screen = getattr(context, "screen", None)
+    for area in screen.areas if screen else ():
+        if area.type == "IMAGE_EDITOR":
+            image = area.spaces.active.image
+            if image is not None:
+                found.append(image)
+    return list(dict.fromkeys(found))  # unique, in order

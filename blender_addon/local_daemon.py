@@ -1,0 +1,86 @@
+"""Start and stop a reconstruction daemon on this machine for the add-on (no bpy, no torch).
+
+The daemon runs in the Python environment that has the backend installed (its path is an
+add-on preference), as ``python -m backend serve``; its log goes to a file the panel points
+to when it fails to come up.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .protocol_import import is_loopback
+
+
+class DaemonError(RuntimeError):
+    """The local daemon could not be started."""
+
+
+class LocalDaemon:
+    """One daemon subprocess bound to a loopback endpoint."""
+
+    def __init__(self, python: str, endpoint: str, checkpoint: str | None = None,
+                 log_path: str | None = None):
+        if not is_loopback(endpoint):
+            raise DaemonError(f"a local daemon binds loopback only; {endpoint} is not")
+        if not python or not Path(python).is_file():
+            raise DaemonError(f"no Python executable at {python!r}: set the path of the "
+                              "environment that has the backend installed in the add-on "
+                              "preferences")
+        self.python = python
+        self.endpoint = endpoint
+        self.checkpoint = checkpoint or None
+        self.log_path = log_path or str(Path(tempfile.gettempdir()) / "unsup3d_daemon.log")
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def command(self) -> list[str]:
+        cmd = [self.python, "-m", "backend", "serve", "--bind", self.endpoint]
+        if self.checkpoint:
+            cmd += ["--checkpoint", self.checkpoint]
+        return cmd
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Launch the daemon (returns at once; the status light shows when it answers)."""
+        if self.running:
+            return
+        with open(self.log_path, "wb") as log:
+            # Blender's own PYTHONPATH/PYTHONHOME must not leak into the other interpreter.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+            try:
+                self._proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL, env=env)
+            except OSError as exc:
+                raise DaemonError(f"cannot run {self.python}: {exc}") from exc
+
+    def exit_message(self) -> str | None:
+        """Why the daemon stopped (the end of its log), or None while it runs."""
+        if self._proc is None or self._proc.poll() is None:
+            return None
+        try:
+            tail = Path(self.log_path).read_text(errors="replace").strip().splitlines()[-3:]
+        except OSError:
+            tail = []
+        return f"the daemon exited with code {self._proc.returncode}: " + " | ".join(tail)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the daemon to drain and exit (SIGTERM), then kill it if it does not."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            deadline = time.monotonic() + timeout_s
+            while self._proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None

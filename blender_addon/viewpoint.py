@@ -1,0 +1,36 @@
+"""Where to put a camera so that a reconstruction lines up with its reference image (pure math).
+
+The model predicts the viewpoint in 3D-R2N2's camera protocol, the one its training renders
+used (``synth_render.r2n2``): azimuth and elevation in degrees around the object's centre, a
+35 mm lens on a 32 mm sensor, and a distance of ``ratio * 1.75`` object-diagonals with ratio in
+[0.65, 0.95). The distance is not predicted, so the middle of that range is used. Coordinates
+are Blender's (+Z up), i.e. after the importers' +Y-up to +Z-up conversion.
+"""
+
+from __future__ import annotations
+
+import math
+
+MAX_CAMERA_DIST = 1.75  # in object-diagonals (R2N2 normalizes shapes to a unit diagonal)
+TYPICAL_DISTANCE_RATIO = 0.8  # middle of R2N2's [0.65, 0.95)
+LENS_MM = 35.0
+SENSOR_MM = 32.0
+
+
+def camera_offset(azimuth: float, elevation: float, diagonal: float,
+                  distance_ratio: float = TYPICAL_DISTANCE_RATIO) -> tuple[float, float, float]:
+    """Camera position relative to the object's centre, for an object whose bounding box has
+    the given ``diagonal`` (scene units)."""
+    az, el = math.radians(azimuth), math.radians(elevation)
+    d = distance_ratio * MAX_CAMERA_DIST * diagonal
+    return (d * math.cos(el) * math.cos(az), d * math.cos(el) * math.sin(az), d * math.sin(el))
+
+
+def look_at_euler(offset: tuple[float, float, float]) -> tuple[float, float, float]:
+    """XYZ Euler angles (radians) of a Blender camera at ``offset`` looking at the origin,
+    with its up vector towards +Z (a camera looks down its local -Z axis)."""
+    x, y, z = offset
+    horizontal = math.hypot(x, y)
+    tilt = math.atan2(horizontal, z)  # rotation about X: 0 looks straight down
+    heading = math.atan2(y, x) + math.pi / 2  # rotation about Z
+    return (tilt, 0.0, heading)

@@ -1,0 +1,341 @@
+"""The Blender add-on, headless, against a real daemon with the shipped weights."""
+
+from __future__ import annotations
+
+import math
+import socket
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from backend.protocol import ReconClient
+from backend.protocol import messages as m
+from blender_addon.jobs import Connection, JobFailed, NetworkThread, ReconstructJob
+from blender_addon.local_daemon import DaemonError, LocalDaemon
+from blender_addon.viewpoint import camera_offset, look_at_euler
+from synth_render import r2n2
+
+CAR = "02958343"
+
+
+def _free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+# ------------------------------------------------------------------------------ pure parts
+
+
+def test_camera_offset_follows_the_r2n2_protocol():
+    """The add-on's camera math is the renderer's: same azimuth/elevation convention."""
+    for az, el, ratio in [(0, 25, 0.8), (135, 28, 0.65), (300, 29.9, 0.95)]:
+        expected = r2n2.View(az, el, ratio).location_blender()  # unit-diagonal shapes
+        np.testing.assert_allclose(camera_offset(az, el, 1.0, ratio), expected, atol=1e-9)
+    # Twice the diagonal, twice the distance.
+    np.testing.assert_allclose(camera_offset(40, 27, 2.0), 2 * np.array(camera_offset(40, 27, 1)))
+
+
+@pytest.mark.blender
+def test_look_at_points_the_camera_at_the_origin():
+    pytest.importorskip("bpy")  # mathutils comes with it
+    from mathutils import Euler, Vector
+
+    for az, el in [(0, 25), (90, 30), (200, 10), (315, 45)]:
+        offset = Vector(camera_offset(az, el, 1.0))
+        forward = Euler(look_at_euler(tuple(offset))).to_matrix() @ Vector((0, 0, -1))
+        assert forward.angle(-offset) < 1e-6
+        up = Euler(look_at_euler(tuple(offset))).to_matrix() @ Vector((0, 1, 0))
+        assert up.z > 0  # no roll: the camera's up is towards +Z
+
+
+def test_local_daemon_refuses_bad_settings(tmp_path):
+    with pytest.raises(DaemonError, match="loopback"):
+        LocalDaemon(sys.executable, "tcp://10.1.2.3:5557")
+    with pytest.raises(DaemonError, match="no Python executable"):
+        LocalDaemon(str(tmp_path / "missing" / "python"), "tcp://127.0.0.1:5557")
+
+
+class BusyServer:
+    """A ROUTER that answers every request with the protocol's ``busy`` error."""
+
+    def __init__(self):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.running = True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while self.running:
+            if not self.sock.poll(50):
+                continue
+            identity, _, *frames = self.sock.recv_multipart()
+            request = m.decode_request(frames)
+            reply = m.encode_error(m.ProtocolError("busy", "queue full"), request.op, request.id)
+            self.sock.send_multipart([identity, b"", *reply])
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def _events_until_done(thread: NetworkThread, timeout_s: float = 20.0) -> list:
+    events, end = [], time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            event = thread.events.get(timeout=0.1)
+        except Exception:
+            continue
+        events.append(event)
+        if type(event).__name__ in ("JobFinished", "JobFailed"):
+            return events
+    raise AssertionError(f"no end event within {timeout_s} s: {events}")
+
+
+def test_network_thread_turns_busy_and_silence_into_advice():
+    busy = BusyServer()
+    thread = NetworkThread()
+    thread.start()
+    try:
+        thread.submit(ReconstructJob(1, ("a",), (b"\x89PNG",), Connection(busy.endpoint, 5, 0)))
+        failed = _events_until_done(thread)[-1]
+        assert isinstance(failed, JobFailed) and "busy" in failed.message
+        assert "again" in failed.hint
+        silent = Connection(_free_endpoint(), timeout_s=0.3, retries=0)
+        started = time.monotonic()
+        thread.submit(ReconstructJob(2, ("b",), (b"\x89PNG",), silent))
+        failed = _events_until_done(thread)[-1]
+        assert isinstance(failed, JobFailed) and "No answer" in failed.message
+        assert "Start it" in failed.hint and time.monotonic() - started < 5
+    finally:
+        thread.stop()
+        busy.close()
+
+
+# ------------------------------------------------------------------------------ Blender
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    """``python -m backend serve`` with the shipped weights, started the add-on's way."""
+    endpoint = _free_endpoint()
+    proc = LocalDaemon(sys.executable, endpoint)
+    proc.start()
+    try:
+        with ReconClient(endpoint, timeout_s=60, retries=0) as client:
+            client.health()
+        yield endpoint
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    """One car the model never saw: two synthetic renders and its ground-truth voxels."""
+    from synth_render.config import RenderConfig, ShapesConfig, VoxelizeConfig
+    from synth_render.procedural import run_shapes
+    from synth_render.render import run_render
+    from synth_render.shapenet import find_models
+    from synth_render.voxelize import run_voxelize
+
+    root = tmp_path_factory.mktemp("held_out")
+    assert run_shapes(ShapesConfig(root / "shapes", [CAR], 1, seed=4242)) == 0
+    assert run_render(RenderConfig(root / "shapes", root / "renders", "synthetic", views=2,
+                                   size=64, workers=1, seed=4242)) == 0
+    assert run_voxelize(VoxelizeConfig(root / "shapes", root / "voxels")) == 0
+    ref = find_models(root / "shapes")[0]
+    from synth_render.binvox import read_binvox
+
+    render_dir = r2n2.rendering_dir(root / "renders", ref.synset, ref.model_id)
+    truth = read_binvox(r2n2.voxel_path(root / "voxels", ref.synset, ref.model_id)).grid
+    return [render_dir / r2n2.view_file_name(i) for i in range(2)], truth
+
+
+@pytest.fixture
+def addon(daemon):
+    import bpy  # noqa: I001  (bpy first: it provides addon_utils)
+    import addon_utils
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable("blender_addon", default_set=True)
+    prefs = bpy.context.preferences.addons["blender_addon"].preferences
+    prefs.endpoint, prefs.timeout_s, prefs.retries = daemon, 60.0, 0
+    yield bpy
+    addon_utils.disable("blender_addon", default_set=True)
+
+
+def _wait(bpy, timeout_s: float = 90.0) -> None:
+    """Drain on the main thread, as the add-on's timer does, until the job is over."""
+    from blender_addon import runtime
+
+    end = time.monotonic() + timeout_s
+    while runtime.STATE.busy and time.monotonic() < end:
+        runtime.drain()
+        time.sleep(0.05)
+    runtime.drain()
+    assert not runtime.STATE.busy, "the job never finished"
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1))
+
+
+def _voxelize_back(obj) -> np.ndarray:
+    """The imported object, undone to the daemon's frame, as a 32³ grid of its unit cube:
+    a voxel is occupied when its centre lies inside the mesh (the daemon's isosurface passes
+    between voxel centres at the threshold, so this inverts the meshing)."""
+    import trimesh
+
+    mesh = obj.data
+    local = np.array([v.co for v in mesh.vertices])  # object space: scale/location undone
+    faces = np.array([p.vertices[:] for p in mesh.polygons])
+    surface = trimesh.Trimesh(r2n2.blender_to_shapenet(local), faces, process=False)
+    centres = (np.indices((32, 32, 32)).reshape(3, -1).T + 0.5) / 32 - 0.5
+    return surface.contains(centres).reshape(32, 32, 32)
+
+
+@pytest.mark.blender
+def test_register_unregister_twice():
+    import bpy  # noqa: I001  (bpy first: it provides addon_utils)
+    import addon_utils
+
+    for _ in range(2):
+        addon_utils.enable("blender_addon", default_set=True)
+        assert hasattr(bpy.types, "VIEW3D_PT_unsup3d_recon")
+        assert hasattr(bpy.types.Scene, "unsup3d")
+        addon_utils.disable("blender_addon", default_set=True)
+        assert not hasattr(bpy.types, "VIEW3D_PT_unsup3d_recon")
+        assert not hasattr(bpy.types.Scene, "unsup3d")
+    from blender_addon import runtime
+
+    assert runtime.STATE.thread is None  # the network thread went with it
+
+
+@pytest.mark.blender
+def test_reconstruct_imports_at_cursor_with_camera(addon, daemon, held_out):
+    bpy = addon
+    from blender_addon import runtime
+
+    paths, truth = held_out
+    settings = bpy.context.scene.unsup3d
+    settings.references.add().image = bpy.data.images.load(str(paths[0]))
+    settings.target_size = 2.0
+    bpy.context.scene.cursor.location = (1.0, -2.0, 0.5)
+    assert bpy.ops.unsup3d.reconstruct() == {"FINISHED"}
+    assert runtime.STATE.busy
+    _wait(bpy)
+    assert runtime.STATE.error == "", runtime.STATE.error
+
+    obj = bpy.data.objects[paths[0].stem]
+    assert tuple(obj.location) == pytest.approx((1.0, -2.0, 0.5))
+    assert max(obj.dimensions) == pytest.approx(2.0, rel=0.01)
+    assert obj.users_collection[0].name == "Reconstructions"
+    assert all(p.use_smooth for p in obj.data.polygons)
+
+    # The mesh in the scene is the daemon's answer: voxelized back, it scores like the
+    # daemon's own voxels against the ground truth.
+    with ReconClient(daemon, timeout_s=60) as client:
+        result = client.reconstruct([paths[0].read_bytes()], outputs=["voxels"])
+    daemon_iou = _iou(result.voxels >= result.threshold, truth)
+    scene_iou = _iou(_voxelize_back(obj), truth)
+    assert abs(scene_iou - daemon_iou) <= 0.1, (scene_iou, daemon_iou)
+
+    # The aligned camera looks at the object and shows the reference behind it.
+    item = settings.history[-1]
+    cam = item.camera
+    assert item.object == obj and item.class_name and cam is not None
+    forward = cam.matrix_world.to_3x3() @ __import__("mathutils").Vector((0, 0, -1))
+    assert forward.angle(obj.location - cam.location) < 1e-3
+    assert cam.data.show_background_images
+    assert cam.data.background_images[0].image == settings.references[0].image
+    azimuth = math.degrees(math.atan2(*(cam.location - obj.location).yx))
+    assert (azimuth - item.azimuth + 180) % 360 - 180 == pytest.approx(0, abs=1e-3)
+
+
+@pytest.mark.blender
+def test_fused_mode_makes_one_object(addon, held_out):
+    bpy = addon
+
+    paths, _ = held_out
+    settings = bpy.context.scene.unsup3d
+    for path in paths:
+        settings.references.add().image = bpy.data.images.load(str(path))
+    settings.fuse, settings.mesh_format, settings.align_camera = True, "obj", False
+    before = set(bpy.data.objects)
+    bpy.ops.unsup3d.reconstruct()
+    _wait(bpy)
+    new = [o for o in bpy.data.objects if o not in before]
+    assert [o.name for o in new] == [f"{paths[0].stem} (fused)"]
+    assert max(new[0].dimensions) == pytest.approx(settings.target_size, rel=0.01)
+
+
+@pytest.mark.blender
+def test_daemon_down_bad_image_and_cancel(addon, held_out, tmp_path):
+    bpy = addon
+    from blender_addon import runtime
+
+    paths, _ = held_out
+    settings = bpy.context.scene.unsup3d
+    settings.references.add().image = bpy.data.images.load(str(paths[0]))
+    prefs = bpy.context.preferences.addons["blender_addon"].preferences
+    endpoint = prefs.endpoint
+
+    # Daemon down: a clear error within the timeout, no object, the panel reset.
+    prefs.endpoint, prefs.timeout_s = _free_endpoint(), 1.0
+    before = len(bpy.data.objects)
+    started = time.monotonic()
+    bpy.ops.unsup3d.reconstruct()
+    _wait(bpy, timeout_s=10)
+    assert time.monotonic() - started < 5
+    assert "No answer" in runtime.STATE.error and "Start it" in runtime.STATE.hint
+    assert len(bpy.data.objects) == before and not runtime.STATE.busy
+
+    # A file that is not an image: the daemon's error, in words.
+    prefs.endpoint, prefs.timeout_s = endpoint, 60.0
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(paths[0].read_bytes())
+    image = bpy.data.images.load(str(junk))
+    settings.references.clear()
+    settings.references.add().image = image
+    junk.write_bytes(b"this is not a picture")
+    bpy.ops.unsup3d.reconstruct()
+    _wait(bpy)
+    assert "could not use the image" in runtime.STATE.error, runtime.STATE.error
+    assert len(bpy.data.objects) == before
+
+    # Cancel at once: the late result is discarded, nothing is imported.
+    settings.references.clear()
+    settings.references.add().image = bpy.data.images.load(str(paths[1]))
+    bpy.ops.unsup3d.reconstruct()
+    assert bpy.ops.unsup3d.cancel() == {"FINISHED"}
+    assert not runtime.STATE.busy and "cancelled" in runtime.STATE.message
+    time.sleep(3.0)
+    runtime.drain()
+    assert len(bpy.data.objects) == before
+
+
+@pytest.mark.blender
+def test_busy_daemon_is_reported(addon):
+    bpy = addon
+    from blender_addon import runtime
+
+    busy = BusyServer()
+    try:
+        prefs = bpy.context.preferences.addons["blender_addon"].preferences
+        prefs.endpoint = busy.endpoint
+        image = bpy.data.images.new("probe", 8, 8)
+        bpy.context.scene.unsup3d.references.add().image = image
+        bpy.ops.unsup3d.reconstruct()
+        _wait(bpy, timeout_s=10)
+        assert "busy" in runtime.STATE.error and "again" in runtime.STATE.hint
+    finally:
+        busy.close()
