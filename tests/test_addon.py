@@ -339,3 +339,58 @@ def test_busy_daemon_is_reported(addon):
         assert "busy" in runtime.STATE.error and "again" in runtime.STATE.hint
     finally:
         busy.close()
+
+
+@pytest.mark.blender
+def test_status_light_history_in_blend_and_online_access(addon, held_out, tmp_path):
+    bpy = addon
+    from blender_addon import runtime
+    from blender_addon.preferences import connection
+
+    runtime.probe(connection())
+    end = time.monotonic() + 10
+    while runtime.STATE.probe_pending and time.monotonic() < end:
+        runtime.drain()
+        time.sleep(0.05)
+    status = runtime.STATE.server
+    assert status is not None and status.ok and "step" in status.model and status.device == "cpu"
+
+    paths, _ = held_out
+    settings = bpy.context.scene.unsup3d
+    settings.references.add().image = bpy.data.images.load(str(paths[1]))
+    settings.mesh_format = "ply"
+    bpy.ops.unsup3d.reconstruct()
+    _wait(bpy)
+    label, class_name = settings.history[-1].label, settings.history[-1].class_name
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))  # a fresh bpy.data from the file
+    item = bpy.context.scene.unsup3d.history[-1]
+    assert (item.label, item.class_name) == (label, class_name)
+    assert item.object is not None and item.object.name == label
+    assert bpy.ops.unsup3d.history_reimport() == {"FINISHED"}
+
+    # A daemon on another machine needs Blender's online access (off in the bpy module).
+    prefs = bpy.context.preferences.addons["blender_addon"].preferences
+    prefs.endpoint = "tcp://192.0.2.1:5557"
+    assert not bpy.app.online_access
+    with pytest.raises(RuntimeError, match="Online access is off"):  # an ERROR report
+        bpy.ops.unsup3d.reconstruct()
+    assert "Online access" in runtime.STATE.error and not runtime.STATE.busy
+
+
+@pytest.mark.blender
+def test_start_and_stop_a_local_daemon_from_the_preferences(addon):
+    bpy = addon
+    from blender_addon import runtime
+
+    prefs = bpy.context.preferences.addons["blender_addon"].preferences
+    prefs.endpoint, prefs.daemon_python = _free_endpoint(), sys.executable
+    assert bpy.ops.unsup3d.daemon_start() == {"FINISHED"}
+    daemon = runtime.STATE.daemon
+    try:
+        with ReconClient(prefs.endpoint, timeout_s=60, retries=0) as client:
+            assert client.health()["status"] == "ok"
+    finally:
+        assert bpy.ops.unsup3d.daemon_stop() == {"FINISHED"}
+    assert not daemon.running and runtime.STATE.daemon is None
