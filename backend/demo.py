@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import socket
 import subprocess
 import sys
@@ -110,6 +111,7 @@ def run(cfg: DemoConfig) -> int:
     if not inputs:
         log.error("no rendered inputs under %s", cfg.out)
         return 1
+    copy_inputs(inputs, cfg.out / "inputs")
     daemon_log = cfg.out / "daemon.log"
     steps("starting the daemon (weights %s; its log: %s)", cfg.checkpoint, daemon_log)
     with running_daemon(cfg.checkpoint, cfg.port, daemon_log, cfg.start_timeout) as endpoint:
@@ -160,6 +162,14 @@ def find_inputs(data: DemoData, views: int) -> list[InputImage]:
                     ref.synset, ref.model_id, rdir / r2n2.view_file_name(i),
                     r2n2.voxel_path(data.voxels, ref.synset, ref.model_id), metadata[i]))
     return inputs
+
+
+def copy_inputs(inputs: list[InputImage], dest: Path) -> None:
+    """The inputs under readable names (``chair_5d09b604_photo_00.png``), to try by hand."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in inputs:
+        shutil.copyfile(item.image, dest / f"{item.name}.png")
+    log.info("%d input image(s) in %s", len(inputs), dest)
 
 
 # ------------------------------------------------------------------------------ the daemon
@@ -340,8 +350,9 @@ def _skip_addon() -> bool:
 
 
 def _print_locations(out: Path, data: DemoData, addon: Path | None) -> None:
-    rows = [("inputs", "  ".join(str(p) for p in data.renders.values())),
-            ("shapes", data.shapes), ("voxels", data.voxels), ("meshes", out / "meshes"),
+    rows = [("inputs", out / "inputs"), ("shapes", data.shapes),
+            ("renders", "  ".join(str(p) for p in data.renders.values())),
+            ("voxels", data.voxels), ("meshes", out / "meshes"),
             ("gallery", out / "gallery.png"), ("metrics", out / "metrics.md"),
             ("daemon log", out / "daemon.log")]
     if addon is not None:
