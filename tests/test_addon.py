@@ -394,3 +394,37 @@ def test_start_and_stop_a_local_daemon_from_the_preferences(addon):
     finally:
         assert bpy.ops.unsup3d.daemon_stop() == {"FINISHED"}
     assert not daemon.running and runtime.STATE.daemon is None
+
+
+@pytest.mark.blender
+def test_reference_images_from_files_and_scene_with_crop(addon, held_out):
+    bpy = addon
+    from blender_addon import runtime
+
+    paths, _ = held_out
+    settings = bpy.context.scene.unsup3d
+    folder = paths[0].parent
+    files = [{"name": p.name} for p in paths]
+    assert bpy.ops.unsup3d.add_images(directory=str(folder), files=files) == {"FINISHED"}
+    assert [ref.image.name for ref in settings.references] == [p.name for p in paths]
+    assert bpy.ops.unsup3d.add_images(directory=str(folder), files=files) == {"CANCELLED"}
+
+    # A reference-image empty (what Add > Image > Reference makes), selected.
+    empty = bpy.data.objects.new("ref", None)
+    empty.empty_display_type = "IMAGE"
+    empty.data = bpy.data.images.new("painted", 32, 32)
+    bpy.context.scene.collection.objects.link(empty)
+    empty.select_set(True)
+    assert bpy.ops.unsup3d.add_scene_images() == {"FINISHED"}
+    assert settings.references[-1].image.name == "painted"
+    assert bpy.ops.unsup3d.remove_image() == {"FINISHED"} and len(settings.references) == 2
+
+    # Cropping to the object's box still reconstructs (the daemon applies the crop).
+    settings.references.remove(1)
+    ref = settings.references[0]
+    ref.use_crop, ref.crop = True, (0.1, 0.1, 0.9, 0.9)
+    settings.align_camera = False
+    bpy.ops.unsup3d.reconstruct()
+    _wait(bpy)
+    assert runtime.STATE.error == "" and len(settings.history) == 1
+    assert bpy.ops.unsup3d.clear_images() == {"FINISHED"} and len(settings.references) == 0
