@@ -249,6 +249,8 @@ class UNSUP3D_OT_history_reimport(bpy.types.Operator):
         scene_import.place_object(obj, item.label, context.scene,
                                   tuple(context.scene.cursor.location),
                                   _settings(context).target_size)
+        if item.object is None:  # the original was deleted: the entry now points here
+            item.object = obj
         self.report({"INFO"}, f"Re-imported {obj.name}")
         return {"FINISHED"}
 
