@@ -1,10 +1,10 @@
 """The README runs as written.
 
-Every ```bash / ```sh / ```console block of README.md is a list of commands. By default the
-blocks are only parsed and checked (each ``python -m`` command against its real argument
-parser, ``make`` targets, scripts, local links); the slow test runs every block from the
-repository root, in order, except those tagged ``<!-- slow: reason -->`` on the line before
-the fence, which the README lists under "Tests" with their reasons.
+Every ```bash / ```sh / ```console block of README.md is a list of commands. They are parsed
+and checked (each ``python -m`` command against its real argument parser, ``make`` targets,
+scripts, local links), then run from the repository root, in order (about a minute), except
+those tagged ``<!-- slow: reason -->`` on the line before the fence, which the README lists
+under "Tests" with their reasons.
 """
 
 from __future__ import annotations
@@ -206,7 +206,6 @@ def test_entry_points_answer_help():
         assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.blender
 def test_fast_blocks_run_as_written(blocks):
     """Each untagged block, in order, from the repository root (what a new user does)."""
