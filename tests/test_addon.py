@@ -428,3 +428,83 @@ def test_reference_images_from_files_and_scene_with_crop(addon, held_out):
     _wait(bpy)
     assert runtime.STATE.error == "" and len(settings.history) == 1
     assert bpy.ops.unsup3d.clear_images() == {"FINISHED"} and len(settings.references) == 0
+
+
+class RecordingLayout:
+    """Stands in for ``UILayout`` (no UI in background mode) and checks what a panel asks
+    for: properties that exist, operators that are registered, lists that are registered."""
+
+    def __init__(self, bpy, log: list):
+        self._bpy, self._log = bpy, log
+
+    def __getattr__(self, name):  # scale_y, enabled, use_property_split, ...
+        return None
+
+    def _child(self, *args, **kwargs):
+        return RecordingLayout(self._bpy, self._log)
+
+    row = column = box = split = _child
+
+    def label(self, text="", **kwargs):
+        self._log.append(("label", text))
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, f"no property {name!r} on {data}"
+        self._log.append(("prop", name))
+
+    def operator(self, idname, **kwargs):
+        module, op = idname.split(".")
+        assert getattr(getattr(self._bpy.ops, module), op).poll is not None
+        assert hasattr(self._bpy.types, f"{module.upper()}_OT_{op}"), idname
+        self._log.append(("operator", idname))
+
+    def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kw):
+        assert hasattr(self._bpy.types, list_type), list_type
+        assert prop in data.bl_rna.properties and active_prop in active_data.bl_rna.properties
+        self._log.append(("list", list_type))
+
+    def progress(self, factor=0.0, text="", **kwargs):
+        assert 0.0 <= factor <= 1.0
+        self._log.append(("progress", text))
+
+    def template_icon(self, **kwargs):
+        self._log.append(("icon", kwargs.get("icon_value")))
+
+    def icon(self, data):
+        return 0
+
+
+@pytest.mark.blender
+def test_panels_draw_what_exists(addon, held_out):
+    bpy = addon
+    from blender_addon import panel, runtime
+
+    paths, _ = held_out
+    settings = bpy.context.scene.unsup3d
+    settings.references.add().image = bpy.data.images.load(str(paths[0]))
+    settings.references[0].use_crop = True
+    runtime.fail("The daemon is busy.", "Wait a moment.")
+
+    def draw(log: list) -> list:
+        for cls in panel.CLASSES:
+            if issubclass(cls, bpy.types.Panel):
+                fake = type("P", (), {"layout": RecordingLayout(bpy, log)})()
+                cls.draw(fake, bpy.context)
+        return log
+
+    idle = draw([])
+    rows: list = []
+    panel.UNSUP3D_UL_references.draw_item(None, bpy.context, RecordingLayout(bpy, rows),
+                                          settings, settings.references[0], 0, settings,
+                                          "active_reference")
+    assert ("label", paths[0].name) in rows and ("prop", "use_crop") in rows
+    assert ("operator", "unsup3d.reconstruct") in idle and ("prop", "crop") in idle
+    assert ("label", "The daemon is busy.") in idle
+    assert ("list", "UNSUP3D_UL_references") in idle and ("list", "UNSUP3D_UL_history") in idle
+    bpy.ops.unsup3d.reconstruct()
+    try:
+        busy = draw([])
+        assert ("operator", "unsup3d.cancel") in busy
+        assert any(kind == "progress" for kind, _ in busy)
+    finally:
+        runtime.cancel()
