@@ -28,7 +28,12 @@ def register() -> None:
     runtime.start()
     prefs = preferences.preferences()
     if prefs.start_daemon_on_load and prefs.daemon_python:
-        bpy.ops.unsup3d.daemon_start()
+        # Never fail registration over the daemon: the panel explains, preferences stay open.
+        try:
+            runtime.start_daemon(prefs)
+        except Exception as exc:
+            runtime.fail(f"Could not start the local daemon: {exc}",
+                         "Check Backend Python in the add-on preferences.")
 
 
 def unregister() -> None:

@@ -33,6 +33,12 @@ def _pixels(image: bpy.types.Image) -> np.ndarray:
     flat = np.empty(width * height * image.channels, np.float32)
     image.pixels.foreach_get(flat)
     pixels = flat.reshape(height, width, image.channels)[::-1]  # Blender stores bottom-up
+    if image.is_float and image.colorspace_settings.name not in ("Non-Color", "sRGB"):
+        # Float buffers hold linear light; the model saw sRGB-encoded photos.
+        rgb = np.clip(pixels[..., :3], 0.0, 1.0)
+        pixels = pixels.copy()
+        pixels[..., :3] = np.where(rgb <= 0.0031308, 12.92 * rgb,
+                                   1.055 * np.power(rgb, 1 / 2.4) - 0.055)
     if image.channels == 3:
         pixels = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
     elif image.channels != 4:

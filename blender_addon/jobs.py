@@ -116,9 +116,10 @@ def explain(exc: BaseException, connection: Connection, image: str | None = None
     """A failure as ``(what happened, what to do next)`` for the panel and ``report``."""
     where = connection.endpoint
     if isinstance(exc, ServerUnavailable):
+        keys = " and that the CURVE keys match the server's" if connection.curve_dir else ""
         return (f"No answer from the daemon at {where}: {exc}",
                 "Start it (python -m backend serve, or Start in the add-on preferences) "
-                "and check the server address.")
+                f"and check the server address{keys}.")
     if isinstance(exc, RequestFailed):
         subject = f" for {image}" if image else ""
         if exc.code == "busy":
@@ -136,6 +137,11 @@ def explain(exc: BaseException, connection: Connection, image: str | None = None
                 "See the daemon's log for details.")
     if isinstance(exc, ClientError):
         return f"Connection problem with {where}: {exc}", "Check the server address and keys."
+    if isinstance(exc, (OSError, ValueError)) and connection.curve_dir:
+        return (f"Cannot use the CURVE keys in {connection.curve_dir}: {exc}",
+                "Point the preferences at the folder written by `python -m backend keys`.")
+    if isinstance(exc, ValueError):
+        return f"Bad server address {where!r}: {exc}", "Use the form tcp://HOST:PORT."
     return (f"Unexpected error{' for ' + image if image else ''}: {exc!r}",
             "See the system console for the full traceback and report it.")
 
@@ -144,6 +150,7 @@ def explain(exc: BaseException, connection: Connection, image: str | None = None
 
 
 _STOP = object()
+HEALTH_TIMEOUT_S = 3.0
 
 
 class NetworkThread(threading.Thread):
@@ -189,8 +196,11 @@ class NetworkThread(threading.Thread):
                     self.events.put(self._status(item))
             except Exception as exc:  # the thread must survive anything
                 log.exception("unexpected failure in the network thread")
-                job_id = getattr(item, "job_id", -1)
-                self.events.put(JobFailed(job_id, *explain(exc, _connection_of(item))))
+                if isinstance(item, Connection):
+                    self.events.put(ServerStatus(item.endpoint, False, str(exc)))
+                else:
+                    job_id = getattr(item, "job_id", -1)
+                    self.events.put(JobFailed(job_id, *explain(exc, _connection_of(item))))
         self._close()
 
     def _is_cancelled(self, job_id: int) -> bool:
@@ -222,8 +232,8 @@ class NetworkThread(threading.Thread):
             client = self._client_for(connection, timeout_s=2.0, retries=0)
             client.health()
             info = client.info()
-        except (ClientError, OSError, ValueError) as exc:
-            return ServerStatus(connection.endpoint, False, str(exc))
+        except Exception as exc:  # bad address, bad keys, zmq errors: all mean "down"
+            return ServerStatus(connection.endpoint, False, str(exc) or type(exc).__name__)
         return ServerStatus(connection.endpoint, True, "ready", describe_model(info),
                             str(info.get("device", "")))
 
@@ -231,6 +241,11 @@ class NetworkThread(threading.Thread):
         batches = [tuple(range(len(job.images)))] if job.fuse else \
             [(i,) for i in range(len(job.images))]
         done = 0
+        try:  # a down daemon is reported in seconds, not after timeout x retries
+            self._client_for(job.connection, timeout_s=HEALTH_TIMEOUT_S, retries=0).health()
+        except Exception as exc:
+            self.events.put(JobFailed(job.job_id, *explain(exc, job.connection)))
+            return
         for batch in batches:
             if self._is_cancelled(job.job_id):
                 self.events.put(JobFinished(job.job_id, done, cancelled=True))

@@ -25,7 +25,11 @@ class LocalDaemon:
 
     def __init__(self, python: str, endpoint: str, checkpoint: str | None = None,
                  log_path: str | None = None):
-        if not is_loopback(endpoint):
+        try:
+            loopback = is_loopback(endpoint)
+        except ValueError as exc:
+            raise DaemonError(f"bad server address {endpoint!r}: {exc}") from exc
+        if not loopback:
             raise DaemonError(f"a local daemon binds loopback only; {endpoint} is not")
         if not python or not Path(python).is_file():
             raise DaemonError(f"no Python executable at {python!r}: set the path of the "
@@ -34,7 +38,9 @@ class LocalDaemon:
         self.python = python
         self.endpoint = endpoint
         self.checkpoint = checkpoint or None
-        self.log_path = log_path or str(Path(tempfile.gettempdir()) / "unsup3d_daemon.log")
+        port = endpoint.rsplit(":", 1)[-1]
+        self.log_path = log_path or str(Path(tempfile.gettempdir()) /
+                                        f"unsup3d_daemon_{port}_{os.getpid()}.log")
         self._proc: subprocess.Popen | None = None
 
     @property
@@ -52,14 +58,16 @@ class LocalDaemon:
         """Launch the daemon (returns at once; the status light shows when it answers)."""
         if self.running:
             return
-        with open(self.log_path, "wb") as log:
-            # Blender's own PYTHONPATH/PYTHONHOME must not leak into the other interpreter.
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-            try:
+        # Blender's own PYTHONPATH/PYTHONHOME must not leak into the other interpreter.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        no_console = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console pops up
+        try:
+            with open(self.log_path, "wb") as log:
                 self._proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL, env=env)
-            except OSError as exc:
-                raise DaemonError(f"cannot run {self.python}: {exc}") from exc
+                                              stdin=subprocess.DEVNULL, env=env,
+                                              creationflags=no_console)
+        except OSError as exc:
+            raise DaemonError(f"cannot run {self.python}: {exc}") from exc
 
     def exit_message(self) -> str | None:
         """Why the daemon stopped (the end of its log), or None while it runs."""

@@ -10,9 +10,8 @@ from bpy_extras.io_utils import ImportHelper
 
 from . import runtime, scene_import
 from .images import ImageError, crop_box, image_payload, scene_images
-from .local_daemon import DaemonError, LocalDaemon
+from .local_daemon import DaemonError
 from .preferences import connection, preferences
-from .protocol_import import is_loopback
 
 
 def _settings(context):
@@ -121,7 +120,7 @@ class UNSUP3D_OT_reconstruct(bpy.types.Operator):
     def execute(self, context):
         settings = _settings(context)
         conn = connection(context)
-        if not is_loopback(conn.endpoint) and not bpy.app.online_access:
+        if not runtime.network_allowed(conn.endpoint):
             return self._fail("Online access is off, and the daemon is not on this machine.",
                               "Allow online access in Preferences > System > Network, or "
                               "use a daemon on 127.0.0.1.")
@@ -180,7 +179,7 @@ class UNSUP3D_OT_cancel(bpy.types.Operator):
 
 
 class UNSUP3D_OT_report(bpy.types.Operator):
-    """Show a message from the add-on (used to report results that arrive later)"""
+    """Show a message from the add-on in the status bar (results that arrive later)"""
 
     bl_idname = "unsup3d.report"
     bl_label = "Report"
@@ -190,6 +189,19 @@ class UNSUP3D_OT_report(bpy.types.Operator):
     message: StringProperty()
 
     def execute(self, context):
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        # Modal for one tick: the window manager keeps (and shows) a modal operator's reports.
+        self._timer = context.window_manager.event_timer_add(0.01, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
         self.report({self.level}, self.message)
         return {"FINISHED"}
 
@@ -216,7 +228,7 @@ class UNSUP3D_OT_history_select(bpy.types.Operator):
 
     def execute(self, context):
         item = _history_item(context, self.index)
-        if item is None or item.object is None or \
+        if item is None or not is_in_scene(item.object) or \
                 item.object.name not in context.view_layer.objects:
             self.report({"WARNING"}, "That result's object is no longer in the scene; "
                                      "use Re-import")
@@ -245,14 +257,27 @@ class UNSUP3D_OT_history_reimport(bpy.types.Operator):
         if not path.is_file():
             self.report({"ERROR"}, f"The mesh file is gone: {path}")
             return {"CANCELLED"}
-        obj = scene_import.import_mesh_file(path, item.mesh_format)
-        scene_import.place_object(obj, item.label, context.scene,
-                                  tuple(context.scene.cursor.location),
-                                  _settings(context).target_size)
-        if item.object is None:  # the original was deleted: the entry now points here
+        before = set(bpy.data.objects)
+        try:
+            obj = scene_import.import_mesh_file(path, item.mesh_format)
+            scene_import.place_object(obj, item.label, context.scene,
+                                      tuple(context.scene.cursor.location),
+                                      _settings(context).target_size)
+        except (RuntimeError, ValueError, OSError) as exc:
+            for leftover in set(bpy.data.objects) - before:
+                bpy.data.objects.remove(leftover)
+            self.report({"ERROR"}, f"Cannot re-import {path.name}: {exc}. The file may be "
+                                   "damaged; reconstruct the image again.")
+            return {"CANCELLED"}
+        if not is_in_scene(item.object):  # the original was deleted: the entry now points here
             item.object = obj
         self.report({"INFO"}, f"Re-imported {obj.name}")
         return {"FINISHED"}
+
+
+def is_in_scene(obj) -> bool:
+    """Deleted objects linger in bpy.data while the history points at them."""
+    return obj is not None and len(obj.users_collection) > 0
 
 
 def _history_item(context, index: int):
@@ -270,14 +295,8 @@ class UNSUP3D_OT_daemon_start(bpy.types.Operator):
     def execute(self, context):
         prefs = preferences(context)
         try:
-            daemon = runtime.STATE.daemon
-            if daemon is None or not daemon.running:
-                daemon = LocalDaemon(bpy.path.abspath(prefs.daemon_python), prefs.endpoint,
-                                     bpy.path.abspath(prefs.daemon_checkpoint)
-                                     if prefs.daemon_checkpoint else None)
-                daemon.start()
-                runtime.STATE.daemon = daemon
-        except DaemonError as exc:
+            daemon = runtime.start_daemon(prefs)
+        except (DaemonError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Daemon starting on {prefs.endpoint} (log: {daemon.log_path})")

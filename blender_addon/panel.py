@@ -5,7 +5,8 @@ from __future__ import annotations
 import bpy
 
 from . import runtime
-from .preferences import preferences
+from .operators import is_in_scene
+from .preferences import connection
 
 CATEGORY = "Reconstruct"
 
@@ -26,7 +27,7 @@ class UNSUP3D_UL_history(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_property,
                   index=0, flt_flag=0):
         row = layout.row(align=True)
-        icon = "OUTLINER_OB_MESH" if item.object is not None else "GHOST_DISABLED"
+        icon = "OUTLINER_OB_MESH" if is_in_scene(item.object) else "GHOST_DISABLED"
         row.label(text=item.label, icon=icon)
         row.label(text=item.class_name)
 
@@ -69,13 +70,13 @@ class VIEW3D_PT_unsup3d_recon(UNSUP3D_PT_base, bpy.types.Panel):
 def _draw_server(layout, context, state) -> None:
     row = layout.row(align=True)
     server = state.server
-    endpoint = preferences(context).endpoint
+    endpoint = connection(context).endpoint
     if server is None or server.endpoint != endpoint:
         row.label(text=f"{endpoint}: checking", icon="SORTTIME")
     elif server.ok:
-        row.label(text=f"{server.model} on {server.device}", icon="STRIP_COLOR_04")
+        row.label(text=f"{server.model} on {server.device}", icon="CHECKMARK")
     else:
-        row.label(text=f"{endpoint}: down", icon="STRIP_COLOR_01")
+        row.label(text=f"{endpoint}: {server.message}", icon="CANCEL")
     row.operator("unsup3d.refresh_status", text="", icon="FILE_REFRESH")
 
 

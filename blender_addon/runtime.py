@@ -26,6 +26,7 @@ from .jobs import (
     ServerStatus,
 )
 from .local_daemon import LocalDaemon
+from .protocol_import import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class ActiveJob:
     imported: int = 0
     message: str = "sending"
     started: float = field(default_factory=time.monotonic)
+    empty: list = field(default_factory=list)  # names of images without an object
 
 
 @dataclass
@@ -60,6 +62,7 @@ class State:
     probe_pending: bool = False
     last_probe: float = 0.0
     daemon: LocalDaemon | None = None
+    held: list = field(default_factory=list)  # events waiting for Object Mode
 
     @property
     def busy(self) -> bool:
@@ -77,25 +80,39 @@ def start() -> None:
     STATE.thread.start()
     if not bpy.app.timers.is_registered(_tick):
         bpy.app.timers.register(_tick, first_interval=IDLE_INTERVAL_S, persistent=True)
+    if _on_load_pre not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_on_load_pre)
 
 
 def stop() -> None:
+    """Unregister quickly (Blender calls this on quit too): cancel, do not wait long."""
     if bpy.app.timers.is_registered(_tick):
         bpy.app.timers.unregister(_tick)
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    cancel()
     if STATE.thread is not None:
-        STATE.thread.stop()
+        STATE.thread.stop(timeout_s=1.0)  # the cancel flag is polled every 50 ms
     if STATE.daemon is not None:
-        STATE.daemon.stop()
+        STATE.daemon.stop(timeout_s=2.0)
     STATE.__init__()  # a fresh state for the next register()
+
+
+@bpy.app.handlers.persistent
+def _on_load_pre(*_args) -> None:
+    """Opening another file: the running job's results belong to the old one."""
+    cancel()
+    STATE.held.clear()
 
 
 def _tick() -> float:
     try:
         drain()
         _maybe_probe()
+        _check_daemon()
     except Exception:  # a timer that raises is unregistered for good
         log.exception("unsup3d: error while applying results")
-    return BUSY_INTERVAL_S if STATE.busy else IDLE_INTERVAL_S
+    return BUSY_INTERVAL_S if STATE.busy or STATE.held else IDLE_INTERVAL_S
 
 
 def _maybe_probe() -> None:
@@ -107,12 +124,49 @@ def _maybe_probe() -> None:
 
 
 def probe(conn: Connection) -> None:
-    """Ask the network thread for the server's status (answer comes through :func:`drain`)."""
+    """Ask the network thread for the server's status (answer comes through :func:`drain`).
+
+    A daemon on another machine is not contacted while Blender's online access is off.
+    """
     if STATE.thread is None:
         return
-    STATE.probe_pending = True
     STATE.last_probe = time.monotonic()
+    if not network_allowed(conn.endpoint):
+        STATE.server = ServerStatus(conn.endpoint, False, "online access is off")
+        return
+    STATE.probe_pending = True
     STATE.thread.probe(conn)
+
+
+def network_allowed(endpoint: str) -> bool:
+    """Loopback always; anything else only with Blender's online access on."""
+    try:
+        return is_loopback(endpoint) or bool(bpy.app.online_access)
+    except ValueError:  # a malformed address: let the client explain it
+        return True
+
+
+def start_daemon(prefs) -> LocalDaemon:
+    """Start (or keep) the local daemon the preferences describe."""
+    daemon = STATE.daemon
+    if daemon is None or not daemon.running:
+        checkpoint = bpy.path.abspath(prefs.daemon_checkpoint) if prefs.daemon_checkpoint \
+            else None
+        daemon = LocalDaemon(bpy.path.abspath(prefs.daemon_python), prefs.endpoint.strip(),
+                             checkpoint)
+        daemon.start()
+        STATE.daemon = daemon
+    return daemon
+
+
+def _check_daemon() -> None:
+    """A local daemon that died says why (the end of its log), once."""
+    daemon = STATE.daemon
+    if daemon is None or daemon.running:
+        return
+    STATE.daemon = None
+    fail(daemon.exit_message() or "The local daemon stopped.",
+         f"See its log: {daemon.log_path}")
 
 
 # ------------------------------------------------------------------------------ jobs
@@ -148,7 +202,9 @@ def cancel() -> bool:
 
 
 def fail(message: str, hint: str) -> None:
-    """Show a failure in the panel (and let the caller ``report`` it)."""
+    """Show a failure in the panel (the caller reports it) and stop the job, if any."""
+    if STATE.job is not None and STATE.thread is not None:
+        STATE.thread.cancel(STATE.job.job_id)  # the thread must not go on with it
     STATE.job = None
     STATE.error, STATE.hint = message, hint
     STATE.message = ""
@@ -158,25 +214,49 @@ def fail(message: str, hint: str) -> None:
 
 
 def drain(max_events: int = 100) -> int:
-    """Apply up to ``max_events`` pending events on the main thread; returns how many."""
+    """Apply up to ``max_events`` pending events on the main thread; returns how many.
+
+    Meshes are imported only in Object Mode: while the user edits or sculpts, the job's
+    results wait (the panel says so) instead of throwing them out of their mode.
+    """
     if STATE.thread is None:
         return 0
+    pending = STATE.held
+    STATE.held = []
     handled = 0
     imported = []
     while handled < max_events:
-        try:
-            event = STATE.thread.events.get_nowait()
-        except queue.Empty:
-            break
+        if pending:
+            event = pending.pop(0)
+        else:
+            try:
+                event = STATE.thread.events.get_nowait()
+            except queue.Empty:
+                break
         handled += 1
+        if _must_wait(event):
+            STATE.held.append(event)
+            continue
         obj = _apply(event)
         if obj is not None:
             imported.append(obj)
+    STATE.held.extend(pending)
+    if STATE.held and STATE.job is not None:
+        STATE.message = "result ready: switch to Object Mode to import it"
     if imported:
         _undo_push("Reconstruct " + ", ".join(o.name for o in imported))
     if handled:
         _redraw()
     return handled
+
+
+def _must_wait(event) -> bool:
+    """Whether ``event`` must wait: results (and what follows them) outside Object Mode."""
+    if isinstance(event, (ServerStatus, Progress)):
+        return False
+    if STATE.job is None or event.job_id != STATE.job.job_id:
+        return False  # dropped by _apply anyway
+    return bool(STATE.held) or getattr(bpy.context, "mode", "OBJECT") != "OBJECT"
 
 
 def _apply(event):
@@ -194,33 +274,43 @@ def _apply(event):
         return _import(job, event)
     elif isinstance(event, JobFailed):
         fail(event.message, event.hint)
-        _report("ERROR", f"{event.message} {event.hint}")
+        report("ERROR", f"{event.message} {event.hint}")
     elif isinstance(event, JobFinished):
-        STATE.job = None
-        if job.imported:
-            STATE.message = f"imported {job.imported} object(s) in " \
-                            f"{time.monotonic() - job.started:.1f} s"
-        elif not STATE.error:
-            STATE.message = "finished without a mesh"
+        _finish(job)
     return None
+
+
+def _finish(job: ActiveJob) -> None:
+    STATE.job = None
+    seconds = time.monotonic() - job.started
+    if job.empty:
+        missing = ", ".join(job.empty)
+        fail(f"No object found in {missing} ({job.imported} of {job.total} imported).",
+             "Lower the threshold (untick \"Model's threshold\"), crop the image to the "
+             "object, or use a photo with a plainer background.")
+        report("WARNING", f"{STATE.error} {STATE.hint}")
+    elif job.imported:
+        STATE.message = f"imported {job.imported} object(s) in {seconds:.1f} s"
+    elif not STATE.error:
+        STATE.message = "finished without a mesh"
 
 
 def _import(job: ActiveJob, result: ImageResult):
     name = result.names[0] if len(result.names) == 1 else f"{result.names[0]} (fused)"
-    if result.empty:
-        fail(f"The daemon found no object in {name} at threshold {result.threshold:.2f}.",
-             "Lower the threshold (untick \"Model's threshold\"), crop the image to the "
-             "object, or use a photo with a plainer background.")
-        _report("WARNING", STATE.error)
+    if result.empty:  # this image only: the others go on
+        job.empty.append(name)
         return None
     scene = bpy.data.scenes.get(job.placement.scene) or bpy.context.scene
+    before = set(bpy.data.objects)
     try:
         obj = _place(job, result, name, scene)
     except Exception as exc:  # an importer failure must not kill the job's bookkeeping
         log.exception("unsup3d: import failed")
+        for leftover in set(bpy.data.objects) - before:
+            bpy.data.objects.remove(leftover)
         fail(f"Could not import the mesh for {name}: {exc}",
-             "Try another mesh format in the options.")
-        _report("ERROR", STATE.error)
+             "Try another mesh format in the options; the system console has details.")
+        report("ERROR", STATE.error)
         return None
     job.imported += 1
     STATE.message = f"{job.imported}/{job.total} imported {obj.name} ({result.class_name})"
@@ -229,7 +319,7 @@ def _import(job: ActiveJob, result: ImageResult):
 
 def _place(job: ActiveJob, result: ImageResult, name: str, scene):
     placement = job.placement
-    path = scene_import.save_mesh(result.mesh, name, result.format, job.job_id)
+    path = scene_import.save_mesh(result.mesh, name, result.format)
     obj = scene_import.import_mesh_file(path, result.format)
     # Results of one job side by side along X, the first at the cursor.
     x, y, z = placement.location
@@ -250,7 +340,7 @@ def _add_history(scene, obj, camera, image, path, result: ImageResult) -> None:
     item.object = obj
     item.camera = camera
     item.image = image
-    item.mesh_path = str(path)
+    item.mesh_path = bpy.path.relpath(str(path)) if bpy.data.filepath else str(path)
     item.mesh_format = result.format
     item.class_name = result.class_name
     item.azimuth = result.azimuth
@@ -263,11 +353,22 @@ def _add_history(scene, obj, camera, image, path, result: ImageResult) -> None:
 # ------------------------------------------------------------------------------ UI helpers
 
 
-def _report(level: str, message: str) -> None:
-    """``report`` from outside an operator: through a tiny operator that reports."""
+def report(level: str, message: str) -> None:
+    """``report`` from a timer, into Blender's status bar and Info log.
+
+    Reports of an operator called from Python stay with the caller, so a modal operator is
+    started instead: Blender's window manager owns the reports of modal operators. Without a
+    window (background mode) the message goes to the log; the panel shows it either way.
+    """
+    wm = bpy.context.window_manager
+    window = wm.windows[0] if wm is not None and wm.windows else None
+    if window is None:
+        log.warning("%s", message)
+        return
     try:
-        bpy.ops.unsup3d.report(level=level, message=message)
-    except Exception:  # no operator context (e.g. during unregister): the panel still shows it
+        with bpy.context.temp_override(window=window):
+            bpy.ops.unsup3d.report("INVOKE_DEFAULT", level=level, message=message)
+    except Exception:  # e.g. during unregister
         log.warning("%s", message)
 
 

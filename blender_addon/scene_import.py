@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
 from mathutils import Vector
 
-from .viewpoint import LENS_MM, SENSOR_MM, camera_offset, look_at_euler
+from .viewpoint import LENS_MM, camera_offset, look_at_euler, sensor_width
 
 COLLECTION = "Reconstructions"
 
@@ -37,9 +39,10 @@ def results_dir() -> Path:
     return folder
 
 
-def save_mesh(data: bytes, name: str, fmt: str, job_id: int) -> Path:
+def save_mesh(data: bytes, name: str, fmt: str) -> Path:
+    """Keep a result's mesh file under a name no other session reuses."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "mesh"
-    path = results_dir() / f"{safe}_{job_id}.{fmt}"
+    path = results_dir() / f"{safe}_{time.strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:6]}.{fmt}"
     tmp = path.with_suffix(path.suffix + ".part")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -76,7 +79,7 @@ def _ensure_gltf_importer() -> None:
     if not hasattr(bpy.types, "IMPORT_SCENE_OT_gltf"):
         import addon_utils
 
-        addon_utils.enable("io_scene_gltf2", default_set=True)
+        addon_utils.enable("io_scene_gltf2", default_set=False)  # not saved in prefs
     if not hasattr(bpy.types, "IMPORT_SCENE_OT_gltf"):
         raise RuntimeError("Blender's glTF importer is not available; choose OBJ or PLY")
 
@@ -138,11 +141,17 @@ def align_camera(obj: bpy.types.Object, image: bpy.types.Image | None, azimuth: 
     """A camera at the predicted viewpoint looking at ``obj``, with ``image`` behind."""
     data = bpy.data.cameras.new(f"{obj.name} camera")
     data.lens = LENS_MM
-    data.sensor_width = SENSOR_MM
-    data.clip_end = max(100.0, obj.dimensions.length * 20)
+    render = scene.render
+    data.sensor_fit = "HORIZONTAL"
+    data.sensor_width = sensor_width(tuple(image.size) if image is not None else (1, 1),
+                                     (render.resolution_x * render.pixel_aspect_x,
+                                      render.resolution_y * render.pixel_aspect_y))
+    offset = camera_offset(azimuth, elevation, obj.dimensions.length)
+    distance = Vector(offset).length
+    data.clip_start = min(0.1, 0.05 * distance)
+    data.clip_end = max(100.0, distance * 20)
     cam = bpy.data.objects.new(f"{obj.name} camera", data)
     obj.users_collection[0].objects.link(cam)
-    offset = camera_offset(azimuth, elevation, obj.dimensions.length)
     cam.location = obj.location + Vector(offset)
     cam.rotation_euler = look_at_euler(offset)
     if image is not None:

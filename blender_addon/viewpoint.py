@@ -34,3 +34,17 @@ def look_at_euler(offset: tuple[float, float, float]) -> tuple[float, float, flo
     tilt = math.atan2(horizontal, z)  # rotation about X: 0 looks straight down
     heading = math.atan2(y, x) + math.pi / 2  # rotation about Z
     return (tilt, 0.0, heading)
+
+
+def sensor_width(photo_size: tuple[int, int], render_size: tuple[int, int]) -> float:
+    """Horizontal sensor width (mm, with ``sensor_fit='HORIZONTAL'``) that makes the camera
+    see what the model saw in a background image shown with ``frame_method='FIT'``.
+
+    The model saw the photo padded to a square of side ``L = max(W, H)`` through a 32 mm
+    sensor. FIT scales the photo by ``s = min(X / W, Y / H)`` into an ``X x Y`` render, so
+    that square spans ``s * L`` render pixels, and 32 mm must span exactly those.
+    """
+    w, h = photo_size if min(photo_size) > 0 else (1, 1)
+    x, y = render_size
+    scale = min(x / w, y / h)
+    return SENSOR_MM * x / (scale * max(w, h))

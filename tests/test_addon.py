@@ -16,7 +16,7 @@ from backend.protocol import ReconClient
 from backend.protocol import messages as m
 from blender_addon.jobs import Connection, JobFailed, NetworkThread, ReconstructJob
 from blender_addon.local_daemon import DaemonError, LocalDaemon
-from blender_addon.viewpoint import camera_offset, look_at_euler
+from blender_addon.viewpoint import camera_offset, look_at_euler, sensor_width
 from synth_render import r2n2
 
 CAR = "02958343"
@@ -40,6 +40,15 @@ def test_camera_offset_follows_the_r2n2_protocol():
     np.testing.assert_allclose(camera_offset(40, 27, 2.0), 2 * np.array(camera_offset(40, 27, 1)))
 
 
+def test_sensor_width_frames_the_padded_photo():
+    # A square photo in a square render: R2N2's 32 mm sensor.
+    assert sensor_width((137, 137), (512, 512)) == pytest.approx(32.0)
+    # Blender's default 1920 x 1080: the photo fits the height, so 32 mm must span 1080 px.
+    assert sensor_width((137, 137), (1920, 1080)) == pytest.approx(32 * 1920 / 1080)
+    # A landscape photo (padded to a square by the model) in a portrait render.
+    assert sensor_width((400, 200), (1080, 1920)) == pytest.approx(32.0)
+
+
 @pytest.mark.blender
 def test_look_at_points_the_camera_at_the_origin():
     pytest.importorskip("bpy")  # mathutils comes with it
@@ -60,10 +69,13 @@ def test_local_daemon_refuses_bad_settings(tmp_path):
         LocalDaemon(str(tmp_path / "missing" / "python"), "tcp://127.0.0.1:5557")
 
 
-class BusyServer:
-    """A ROUTER that answers every request with the protocol's ``busy`` error."""
+class FakeServer:
+    """A ROUTER speaking the real protocol with canned behaviour: ``busy`` (every request
+    gets the ``busy`` error), ``empty`` (health answers, reconstructs find no object) or
+    ``slow`` (health answers, reconstructs never do). Records the ops it receives."""
 
-    def __init__(self):
+    def __init__(self, mode: str):
+        self.mode, self.ops = mode, []
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         port = self.sock.bind_to_random_port("tcp://127.0.0.1")
@@ -72,14 +84,28 @@ class BusyServer:
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
+    def _reply(self, request: m.Request) -> list[bytes] | None:
+        if self.mode == "busy":
+            return m.encode_error(m.ProtocolError("busy", "queue full"), request.op, request.id)
+        if request.op == "health":
+            return m.encode_reply("health", request.id, {"status": "ok"})
+        if self.mode == "empty" and request.op == "reconstruct":
+            view = m.ViewPrediction(0, CAR, "car", 30.0, 25.0)
+            outputs = [m.ReconstructOutput(empty=True)]
+            return m.encode_reconstruct_reply(
+                m.ReconstructResult(request.id, "glb", [view], outputs, threshold=0.4))
+        return None  # slow: never answers
+
     def _loop(self):
         while self.running:
             if not self.sock.poll(50):
                 continue
             identity, _, *frames = self.sock.recv_multipart()
             request = m.decode_request(frames)
-            reply = m.encode_error(m.ProtocolError("busy", "queue full"), request.op, request.id)
-            self.sock.send_multipart([identity, b"", *reply])
+            self.ops.append(request.op)
+            reply = self._reply(request)
+            if reply is not None:
+                self.sock.send_multipart([identity, b"", *reply])
 
     def close(self):
         self.running = False
@@ -102,7 +128,7 @@ def _events_until_done(thread: NetworkThread, timeout_s: float = 20.0) -> list:
 
 
 def test_network_thread_turns_busy_and_silence_into_advice():
-    busy = BusyServer()
+    busy = FakeServer("busy")
     thread = NetworkThread()
     thread.start()
     try:
@@ -255,6 +281,10 @@ def test_reconstruct_imports_at_cursor_with_camera(addon, daemon, held_out):
     assert item.object == obj and item.class_name and cam is not None
     forward = cam.matrix_world.to_3x3() @ __import__("mathutils").Vector((0, 0, -1))
     assert forward.angle(obj.location - cam.location) < 1e-3
+    assert cam.data.sensor_fit == "HORIZONTAL"
+    render = bpy.context.scene.render
+    assert cam.data.sensor_width == pytest.approx(
+        sensor_width((64, 64), (render.resolution_x, render.resolution_y)))
     assert cam.data.show_background_images
     assert cam.data.background_images[0].image == settings.references[0].image
     azimuth = math.degrees(math.atan2(*(cam.location - obj.location).yx))
@@ -312,15 +342,57 @@ def test_daemon_down_bad_image_and_cancel(addon, held_out, tmp_path):
     assert "could not use the image" in runtime.STATE.error, runtime.STATE.error
     assert len(bpy.data.objects) == before
 
-    # Cancel at once: the late result is discarded, nothing is imported.
-    settings.references.clear()
-    settings.references.add().image = bpy.data.images.load(str(paths[1]))
-    bpy.ops.unsup3d.reconstruct()
-    assert bpy.ops.unsup3d.cancel() == {"FINISHED"}
-    assert not runtime.STATE.busy and "cancelled" in runtime.STATE.message
-    time.sleep(3.0)
-    runtime.drain()
-    assert len(bpy.data.objects) == before
+    # Cancel while the daemon works on it: the daemon is told, nothing is imported.
+    slow = FakeServer("slow")
+    try:
+        prefs.endpoint = slow.endpoint
+        settings.references.clear()
+        settings.references.add().image = bpy.data.images.load(str(paths[1]))
+        bpy.ops.unsup3d.reconstruct()
+        end = time.monotonic() + 10
+        while "reconstruct" not in slow.ops and time.monotonic() < end:
+            time.sleep(0.05)
+        assert bpy.ops.unsup3d.cancel() == {"FINISHED"}
+        assert not runtime.STATE.busy and "cancelled" in runtime.STATE.message
+        while "cancel" not in slow.ops and time.monotonic() < end:
+            time.sleep(0.05)
+        assert "cancel" in slow.ops
+        runtime.drain()
+        assert len(bpy.data.objects) == before
+    finally:
+        slow.close()
+
+
+@pytest.mark.blender
+def test_empty_result_and_bad_address_are_explained(addon):
+    bpy = addon
+    from blender_addon import runtime
+    from blender_addon.preferences import connection
+
+    empty = FakeServer("empty")
+    try:
+        prefs = bpy.context.preferences.addons["blender_addon"].preferences
+        prefs.endpoint = empty.endpoint
+        settings = bpy.context.scene.unsup3d
+        for name in ("a", "b"):
+            settings.references.add().image = bpy.data.images.new(name, 8, 8)
+        bpy.ops.unsup3d.reconstruct()
+        _wait(bpy, timeout_s=10)
+        assert "No object found in a, b" in runtime.STATE.error
+        assert "threshold" in runtime.STATE.hint and not runtime.STATE.busy
+        assert empty.ops.count("reconstruct") == 2  # one empty image does not stop the rest
+    finally:
+        empty.close()
+
+    # A malformed address: the status light says what is wrong instead of "checking".
+    prefs.endpoint = "tcp://127.0.0.1:5557/"
+    runtime.probe(connection())
+    end = time.monotonic() + 10
+    while runtime.STATE.probe_pending and time.monotonic() < end:
+        runtime.drain()
+        time.sleep(0.05)
+    assert runtime.STATE.server is not None and not runtime.STATE.server.ok
+    assert runtime.STATE.server.message
 
 
 @pytest.mark.blender
@@ -328,7 +400,7 @@ def test_busy_daemon_is_reported(addon):
     bpy = addon
     from blender_addon import runtime
 
-    busy = BusyServer()
+    busy = FakeServer("busy")
     try:
         prefs = bpy.context.preferences.addons["blender_addon"].preferences
         prefs.endpoint = busy.endpoint
@@ -377,6 +449,9 @@ def test_status_light_history_in_blend_and_online_access(addon, held_out, tmp_pa
     with pytest.raises(RuntimeError, match="Online access is off"):  # an ERROR report
         bpy.ops.unsup3d.reconstruct()
     assert "Online access" in runtime.STATE.error and not runtime.STATE.busy
+    runtime.probe(connection())  # the status light does not reach out either
+    assert not runtime.STATE.probe_pending
+    assert runtime.STATE.server.message == "online access is off"
 
 
 @pytest.mark.blender
@@ -445,14 +520,26 @@ class RecordingLayout:
 
     row = column = box = split = _child
 
+    def _check_icon(self, kwargs):
+        icon = kwargs.get("icon")
+        if icon is None:
+            return
+        # Renamed in Blender 4.4 (SEQUENCE_COLOR_* -> STRIP_COLOR_*): the add-on supports 4.2.
+        assert not icon.startswith(("STRIP_COLOR", "SEQUENCE_COLOR")), icon
+        known = self._bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"]
+        assert icon in known.enum_items.keys(), icon
+
     def label(self, text="", **kwargs):
+        self._check_icon(kwargs)
         self._log.append(("label", text))
 
     def prop(self, data, name, **kwargs):
+        self._check_icon(kwargs)
         assert name in data.bl_rna.properties, f"no property {name!r} on {data}"
         self._log.append(("prop", name))
 
     def operator(self, idname, **kwargs):
+        self._check_icon(kwargs)
         module, op = idname.split(".")
         assert getattr(getattr(self._bpy.ops, module), op).poll is not None
         assert hasattr(self._bpy.types, f"{module.upper()}_OT_{op}"), idname
@@ -492,6 +579,15 @@ def test_panels_draw_what_exists(addon, held_out):
                 cls.draw(fake, bpy.context)
         return log
 
+    from blender_addon.jobs import ServerStatus
+    from blender_addon.preferences import connection
+
+    endpoint = connection().endpoint
+    for status, expected in ((ServerStatus(endpoint, True, "ready", "unsupervised", "cpu"),
+                              "unsupervised on cpu"),
+                             (ServerStatus(endpoint, False, "no reply"), "no reply")):
+        runtime.STATE.server = status
+        assert any(kind == "label" and expected in text for kind, text in draw([]))
     idle = draw([])
     rows: list = []
     panel.UNSUP3D_UL_references.draw_item(None, bpy.context, RecordingLayout(bpy, rows),
