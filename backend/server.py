@@ -38,7 +38,7 @@ import zmq
 from .batching import Job, JobQueue
 from .compute import compute_batch, error_outcome
 from .pipeline import Pipeline
-from .protocol.client import DEFAULT_ENDPOINT, is_loopback
+from .protocol.client import DEFAULT_ENDPOINT, is_ipv6, is_loopback
 from .protocol.messages import (
     PROTOCOL_VERSION,
     Limits,
@@ -223,6 +223,7 @@ class Server:
         sock.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_request_bytes)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # replies to vanished clients are dropped
         sock.setsockopt(zmq.SNDHWM, 1000)
+        sock.ipv6 = is_ipv6(self.config.bind)
         try:
             if self.config.curve_keys:
                 self._enable_curve(sock, Path(self.config.curve_keys))

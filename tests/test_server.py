@@ -511,6 +511,18 @@ def test_a_taken_port_fails_start_cleanly(server, pipeline):
         Server(ServerConfig(bind=server.endpoint), pipeline).start()
 
 
+@pytest.mark.timeout(30)
+def test_ipv6_loopback_endpoints_work(pipeline):
+    srv = Server(ServerConfig(bind="tcp://[::1]:0"), pipeline)
+    srv.start()
+    try:
+        assert srv.endpoint.startswith("tcp://[::1]:")
+        with ReconClient(srv.endpoint, timeout_s=10, retries=0) as c:
+            assert c.health()["status"] == "ok"
+    finally:
+        srv.stop()
+
+
 def test_non_loopback_bind_needs_keys_or_insecure(pipeline):
     assert is_loopback("tcp://127.0.0.1:5557") and is_loopback("tcp://[::1]:1")
     assert not is_loopback("tcp://0.0.0.0:5557") and not is_loopback("tcp://*:5557")

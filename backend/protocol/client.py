@@ -117,6 +117,12 @@ def check_endpoint(endpoint: str) -> None:
                                 f"{exc}") from exc
 
 
+def is_ipv6(endpoint: str) -> bool:
+    """Whether ``endpoint`` names an IPv6 address (``tcp://[::1]:5557``): ZeroMQ sockets
+    must then be told so (``sock.ipv6 = True``), or they silently never connect."""
+    return "[" in urlsplit(endpoint).netloc
+
+
 def is_loopback(endpoint: str) -> bool:
     """Whether ``endpoint`` stays on this machine (the server binds loopback without keys; the
     add-on needs no online access for it)."""
@@ -158,6 +164,7 @@ class ReconClient:
     def _open(self) -> zmq.Socket:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.ipv6 = is_ipv6(self.endpoint)
         if self.curve is not None:
             sock.curve_publickey = self.curve.client_public
             sock.curve_secretkey = self.curve.client_secret
@@ -287,4 +294,5 @@ class ReconClient:
 
 
 __all__ = ["ReconClient", "CurveKeys", "ClientError", "ServerUnavailable", "RequestFailed",
-           "ReconstructOptions", "check_endpoint", "is_loopback", "DEFAULT_ENDPOINT"]
+           "ReconstructOptions", "check_endpoint", "is_ipv6", "is_loopback",
+           "DEFAULT_ENDPOINT"]
