@@ -211,6 +211,18 @@ def _wait(bpy, timeout_s: float = 90.0) -> None:
     assert not runtime.STATE.busy, "the job never finished"
 
 
+def _probe_and_wait(timeout_s: float = 10.0) -> None:
+    """Ask for the server's status and drain until the answer is in, as the timer would."""
+    from blender_addon import runtime
+    from blender_addon.preferences import connection
+
+    runtime.probe(connection())
+    end = time.monotonic() + timeout_s
+    while runtime.STATE.probe_pending and time.monotonic() < end:
+        runtime.drain()
+        time.sleep(0.05)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1))
 
@@ -367,7 +379,6 @@ def test_daemon_down_bad_image_and_cancel(addon, held_out, tmp_path):
 def test_empty_result_and_bad_address_are_explained(addon):
     bpy = addon
     from blender_addon import runtime
-    from blender_addon.preferences import connection
 
     empty = FakeServer("empty")
     try:
@@ -386,11 +397,7 @@ def test_empty_result_and_bad_address_are_explained(addon):
 
     # A malformed address: the status light says what is wrong instead of "checking".
     prefs.endpoint = "tcp://127.0.0.1:5557/"
-    runtime.probe(connection())
-    end = time.monotonic() + 10
-    while runtime.STATE.probe_pending and time.monotonic() < end:
-        runtime.drain()
-        time.sleep(0.05)
+    _probe_and_wait()
     assert runtime.STATE.server is not None and not runtime.STATE.server.ok
     assert runtime.STATE.server.message
 
@@ -419,11 +426,7 @@ def test_status_light_history_in_blend_and_online_access(addon, held_out, tmp_pa
     from blender_addon import runtime
     from blender_addon.preferences import connection
 
-    runtime.probe(connection())
-    end = time.monotonic() + 10
-    while runtime.STATE.probe_pending and time.monotonic() < end:
-        runtime.drain()
-        time.sleep(0.05)
+    _probe_and_wait()
     status = runtime.STATE.server
     assert status is not None and status.ok and "step" in status.model and status.device == "cpu"
 
