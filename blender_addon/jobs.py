@@ -198,9 +198,8 @@ class NetworkThread(threading.Thread):
                 log.exception("unexpected failure in the network thread")
                 if isinstance(item, Connection):
                     self.events.put(ServerStatus(item.endpoint, False, str(exc)))
-                else:
-                    job_id = getattr(item, "job_id", -1)
-                    self.events.put(JobFailed(job_id, *explain(exc, _connection_of(item))))
+                else:  # a ReconstructJob: the inbox holds nothing else
+                    self.events.put(JobFailed(item.job_id, *explain(exc, item.connection)))
         self._close()
 
     def _is_cancelled(self, job_id: int) -> bool:
@@ -301,9 +300,3 @@ def describe_model(info: dict) -> str:
     if model.get("step") is not None:
         parts.append(f"step {model['step']}")
     return ", ".join(parts)
-
-
-def _connection_of(item) -> Connection:
-    if isinstance(item, Connection):
-        return item
-    return getattr(item, "connection", Connection(endpoint="?"))

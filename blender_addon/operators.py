@@ -257,15 +257,12 @@ class UNSUP3D_OT_history_reimport(bpy.types.Operator):
         if not path.is_file():
             self.report({"ERROR"}, f"The mesh file is gone: {path}")
             return {"CANCELLED"}
-        before = set(bpy.data.objects)
         try:
-            obj = scene_import.import_mesh_file(path, item.mesh_format)
-            scene_import.place_object(obj, item.label, context.scene,
-                                      tuple(context.scene.cursor.location),
-                                      _settings(context).target_size)
+            obj = scene_import.import_and_place(path, item.mesh_format, item.label,
+                                                context.scene,
+                                                tuple(context.scene.cursor.location),
+                                                _settings(context).target_size)
         except (RuntimeError, ValueError, OSError) as exc:
-            for leftover in set(bpy.data.objects) - before:
-                bpy.data.objects.remove(leftover)
             self.report({"ERROR"}, f"Cannot re-import {path.name}: {exc}. The file may be "
                                    "damaged; reconstruct the image again.")
             return {"CANCELLED"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
@@ -53,23 +55,17 @@ class UNSUP3D_Preferences(bpy.types.AddonPreferences):
         row.operator("unsup3d.daemon_stop", icon="PAUSE")
 
 
-class DefaultPreferences:
-    """The defaults, when the add-on runs without being enabled through Blender's add-on
-    system (``register()`` called directly, as scripts and some tests do)."""
-
-    endpoint = DEFAULT_ENDPOINT
-    timeout_s = 30.0
-    retries = 1
-    curve_dir = ""
-    daemon_python = ""
-    daemon_checkpoint = ""
-    start_daemon_on_load = False
-
-
 def preferences(context=None):
+    """The add-on's preferences; their declared defaults when the add-on runs without being
+    enabled through Blender's add-on system (``register()`` called directly, as scripts and
+    some tests do)."""
     context = context or bpy.context
     addon = context.preferences.addons.get(ADDON_ID)
-    return addon.preferences if addon is not None and addon.preferences else DefaultPreferences
+    if addon is not None and addon.preferences:
+        return addon.preferences
+    return SimpleNamespace(**{prop.identifier: prop.default
+                              for prop in UNSUP3D_Preferences.bl_rna.properties
+                              if prop.identifier not in ("rna_type", "bl_idname")})
 
 
 def connection(context=None) -> Connection:

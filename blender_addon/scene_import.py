@@ -136,6 +136,22 @@ def place_object(obj: bpy.types.Object, name: str, scene: bpy.types.Scene,
     obj.data.shade_smooth()
 
 
+def import_and_place(path: Path, fmt: str, name: str, scene: bpy.types.Scene,
+                     location: tuple[float, float, float], target_size: float
+                     ) -> bpy.types.Object:
+    """:func:`import_mesh_file` then :func:`place_object`; on failure nothing is left behind
+    (the importer may have added objects before the error) and the error is raised."""
+    before = set(bpy.data.objects)
+    try:
+        obj = import_mesh_file(path, fmt)
+        place_object(obj, name, scene, location, target_size)
+    except Exception:
+        for leftover in set(bpy.data.objects) - before:
+            bpy.data.objects.remove(leftover)
+        raise
+    return obj
+
+
 def align_camera(obj: bpy.types.Object, image: bpy.types.Image | None, azimuth: float,
                  elevation: float, scene: bpy.types.Scene) -> bpy.types.Object:
     """A camera at the predicted viewpoint looking at ``obj``, with ``image`` behind."""
