@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .protocol_import import is_loopback
+from .protocol_import import ReconClient, ServerUnavailable, is_loopback
 
 
 class DaemonError(RuntimeError):
@@ -68,6 +68,23 @@ class LocalDaemon:
                                               creationflags=no_console)
         except OSError as exc:
             raise DaemonError(f"cannot run {self.python}: {exc}") from exc
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Block until the daemon answers ``health`` (scripts and tests; the panel's status
+        light does this without blocking). Raises :class:`DaemonError` when it exits first
+        or does not answer within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        with ReconClient(self.endpoint, timeout_s=1.0, retries=0) as client:
+            while time.monotonic() < deadline:
+                if not self.running:
+                    raise DaemonError(self.exit_message() or "the daemon is not running")
+                try:
+                    client.health()
+                    return
+                except ServerUnavailable:
+                    continue  # still loading the model
+        raise DaemonError(f"no answer from the daemon at {self.endpoint} within {timeout_s:g} s;"
+                          f" see {self.log_path}")
 
     def exit_message(self) -> str | None:
         """Why the daemon stopped (the end of its log), or None while it runs."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import bpy
@@ -40,7 +41,6 @@ class ActiveJob:
     job_id: int
     placement: scene_import.Placement
     total: int
-    format: str
     done: int = 0
     imported: int = 0
     message: str = "sending"
@@ -182,7 +182,7 @@ def submit(names: list[str], images: list, crops: list, conn: Connection, option
     job_id = STATE.next_job_id
     STATE.next_job_id += 1
     total = 1 if fuse else len(images)
-    STATE.job = ActiveJob(job_id, placement, total, options.get("format", "glb"))
+    STATE.job = ActiveJob(job_id, placement, total)
     STATE.error = STATE.hint = ""
     STATE.message = f"sending {len(images)} image(s)"
     STATE.thread.submit(ReconstructJob(job_id, tuple(names), tuple(images), conn, options,
@@ -250,6 +250,19 @@ def drain(max_events: int = 100) -> int:
     return handled
 
 
+def drain_until(done: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> bool:
+    """Drain as the timer would until ``done()`` or ``timeout_s``; whether ``done()``.
+
+    For scripts and tests in background mode, where ``bpy.app.timers`` may not fire.
+    """
+    end = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < end:
+        drain()
+        time.sleep(every_s)
+    drain()
+    return done()
+
+
 def _must_wait(event) -> bool:
     """Whether ``event`` must wait: results (and what follows them) outside Object Mode."""
     if isinstance(event, (ServerStatus, Progress)):
@@ -301,13 +314,10 @@ def _import(job: ActiveJob, result: ImageResult):
         job.empty.append(name)
         return None
     scene = bpy.data.scenes.get(job.placement.scene) or bpy.context.scene
-    before = set(bpy.data.objects)
     try:
         obj = _place(job, result, name, scene)
     except Exception as exc:  # an importer failure must not kill the job's bookkeeping
         log.exception("unsup3d: import failed")
-        for leftover in set(bpy.data.objects) - before:
-            bpy.data.objects.remove(leftover)
         fail(f"Could not import the mesh for {name}: {exc}",
              "Try another mesh format in the options; the system console has details.")
         report("ERROR", STATE.error)
@@ -320,11 +330,11 @@ def _import(job: ActiveJob, result: ImageResult):
 def _place(job: ActiveJob, result: ImageResult, name: str, scene):
     placement = job.placement
     path = scene_import.save_mesh(result.mesh, name, result.format)
-    obj = scene_import.import_mesh_file(path, result.format)
     # Results of one job side by side along X, the first at the cursor.
     x, y, z = placement.location
     location = (x + job.imported * placement.target_size * 1.25, y, z)
-    scene_import.place_object(obj, name, scene, location, placement.target_size)
+    obj = scene_import.import_and_place(path, result.format, name, scene, location,
+                                        placement.target_size)
     image = bpy.data.images.get(placement.image_names.get(result.names[0], ""))
     camera = None
     if placement.align_camera:

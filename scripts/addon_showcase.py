@@ -15,7 +15,6 @@ import argparse
 import socket
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,22 +40,15 @@ def _free_endpoint() -> str:
 def _inputs(work: Path, cfg: ShowcaseConfig) -> list[tuple[str, Path]]:
     """``(label, png)`` per class and style: a synthetic render and a photo-style one."""
     from synth_render import r2n2
-    from synth_render.config import RenderConfig, ShapesConfig
-    from synth_render.procedural import run_shapes
-    from synth_render.render import run_render
+    from synth_render.demo import build_demo_data
     from synth_render.shapenet import find_models
     from synth_render.taxonomy import class_name, resolve_classes
 
-    run_shapes(ShapesConfig(work / "shapes", resolve_classes(cfg.classes), 1, cfg.seed))
-    inputs = []
-    for style in ("synthetic", "photo"):
-        run_render(RenderConfig(work / "shapes", work / style, style, views=1, size=128,
-                                workers=1, seed=cfg.seed))
-    for ref in find_models(work / "shapes"):
-        for style in ("synthetic", "photo"):
-            png = r2n2.rendering_dir(work / style, ref.synset, ref.model_id) / "00.png"
-            inputs.append((f"{class_name(ref.synset)} {style}", png))
-    return inputs
+    data = build_demo_data(work, resolve_classes(cfg.classes), per_class=1, views=1, size=128,
+                           seed=cfg.seed, workers=1, styles=("synthetic", "photo"))
+    return [(f"{class_name(ref.synset)} {style}",
+             r2n2.rendering_dir(tree, ref.synset, ref.model_id) / r2n2.view_file_name(0))
+            for ref in find_models(data.shapes) for style, tree in data.renders.items()]
 
 
 def _reconstruct(bpy, photos: list[Path], names: list[str]) -> None:
@@ -70,11 +62,8 @@ def _reconstruct(bpy, photos: list[Path], names: list[str]) -> None:
     settings.target_size, settings.align_camera = 1.0, False
     bpy.context.scene.cursor.location = (0.0, 0.0, 0.0)
     bpy.ops.unsup3d.reconstruct()
-    end = time.monotonic() + 300
-    while runtime.STATE.busy and time.monotonic() < end:
-        runtime.drain()
-        time.sleep(0.05)
-    if runtime.STATE.error:
+    runtime.drain_until(lambda: not runtime.STATE.busy, timeout_s=300)
+    if runtime.STATE.busy or runtime.STATE.error:
         raise SystemExit(f"reconstruction failed: {runtime.STATE.error}")
 
 
@@ -149,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     daemon = LocalDaemon(sys.executable, endpoint)
     daemon.start()
     try:
+        daemon.wait_ready(timeout_s=120)
         bpy.ops.wm.read_factory_settings(use_empty=True)
         addon_utils.enable("blender_addon", default_set=True)
         prefs = bpy.context.preferences.addons["blender_addon"].preferences

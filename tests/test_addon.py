@@ -157,8 +157,7 @@ def daemon():
     proc = LocalDaemon(sys.executable, endpoint)
     proc.start()
     try:
-        with ReconClient(endpoint, timeout_s=60, retries=0) as client:
-            client.health()
+        proc.wait_ready(timeout_s=60)
         yield endpoint
     finally:
         proc.stop()
@@ -167,22 +166,17 @@ def daemon():
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
     """One car the model never saw: two synthetic renders and its ground-truth voxels."""
-    from synth_render.config import RenderConfig, ShapesConfig, VoxelizeConfig
-    from synth_render.procedural import run_shapes
-    from synth_render.render import run_render
+    from synth_render.binvox import read_binvox
+    from synth_render.demo import build_demo_data
     from synth_render.shapenet import find_models
-    from synth_render.voxelize import run_voxelize
 
     root = tmp_path_factory.mktemp("held_out")
-    assert run_shapes(ShapesConfig(root / "shapes", [CAR], 1, seed=4242)) == 0
-    assert run_render(RenderConfig(root / "shapes", root / "renders", "synthetic", views=2,
-                                   size=64, workers=1, seed=4242)) == 0
-    assert run_voxelize(VoxelizeConfig(root / "shapes", root / "voxels")) == 0
-    ref = find_models(root / "shapes")[0]
-    from synth_render.binvox import read_binvox
-
-    render_dir = r2n2.rendering_dir(root / "renders", ref.synset, ref.model_id)
-    truth = read_binvox(r2n2.voxel_path(root / "voxels", ref.synset, ref.model_id)).grid
+    data = build_demo_data(root, [CAR], per_class=1, views=2, size=64, seed=4242, workers=1,
+                           styles=("synthetic",))
+    assert data.failures == 0
+    ref = find_models(data.shapes)[0]
+    render_dir = r2n2.rendering_dir(data.renders["synthetic"], ref.synset, ref.model_id)
+    truth = read_binvox(r2n2.voxel_path(data.voxels, ref.synset, ref.model_id)).grid
     return [render_dir / r2n2.view_file_name(i) for i in range(2)], truth
 
 
@@ -203,12 +197,8 @@ def _wait(bpy, timeout_s: float = 90.0) -> None:
     """Drain on the main thread, as the add-on's timer does, until the job is over."""
     from blender_addon import runtime
 
-    end = time.monotonic() + timeout_s
-    while runtime.STATE.busy and time.monotonic() < end:
-        runtime.drain()
-        time.sleep(0.05)
-    runtime.drain()
-    assert not runtime.STATE.busy, "the job never finished"
+    assert runtime.drain_until(lambda: not runtime.STATE.busy, timeout_s), \
+        "the job never finished"
 
 
 def _probe_and_wait(timeout_s: float = 10.0) -> None:
@@ -217,10 +207,7 @@ def _probe_and_wait(timeout_s: float = 10.0) -> None:
     from blender_addon.preferences import connection
 
     runtime.probe(connection())
-    end = time.monotonic() + timeout_s
-    while runtime.STATE.probe_pending and time.monotonic() < end:
-        runtime.drain()
-        time.sleep(0.05)
+    runtime.drain_until(lambda: not runtime.STATE.probe_pending, timeout_s)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
