@@ -39,6 +39,7 @@ from synth_render.taxonomy import class_name, resolve_classes
 from .checkpoint import DEFAULT_WEIGHTS
 from .dataclass_args import add_dataclass_arguments, arg, dataclass_from_args
 from .protocol.client import ReconClient, ServerUnavailable
+from .protocol.daemon_process import DaemonError, LocalDaemon
 from .protocol.messages import MESH_FORMATS
 
 log = logging.getLogger(__name__)
@@ -188,62 +189,17 @@ def running_daemon(checkpoint: Path, port: int, log_path: Path,
     """``python -m backend serve`` as a subprocess; yields its endpoint once it answers
     ``health``, and stops it on the way out, whatever happened (SIGTERM, then SIGKILL)."""
     endpoint = f"tcp://127.0.0.1:{port or free_port()}"
-    cmd = [sys.executable, "-m", "backend", "serve", "--checkpoint", str(checkpoint),
-           "--bind", endpoint]
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            _wait_healthy(proc, endpoint, start_timeout_s, log_path)
-            log.info("daemon (pid %d) serving on %s", proc.pid, endpoint)
-            yield endpoint
-        finally:
-            _stop(proc)
-
-
-def _wait_healthy(proc: subprocess.Popen, endpoint: str, timeout_s: float,
-                  log_path: Path) -> None:
-    end = time.monotonic() + timeout_s
-    port = int(endpoint.rsplit(":", 1)[1])
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the daemon exited with code {proc.returncode} before "
-                               f"serving:\n{_tail(log_path)}")
-        # Probe the port first: until the daemon binds (torch import, weights), a health
-        # request would only time out.
-        if _listening(port):
-            with ReconClient(endpoint, timeout_s=5.0, retries=0) as client:
-                if client.health().get("status") == "ok":
-                    return
-        time.sleep(0.2)
-    raise RuntimeError(f"the daemon did not answer health within {timeout_s:g} s:\n"
-                       f"{_tail(log_path)}")
-
-
-def _listening(port: int) -> bool:
+    daemon = LocalDaemon(sys.executable, endpoint, str(checkpoint), str(log_path))
+    daemon.start()
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _stop(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()  # SIGTERM: the daemon drains its queue and exits
         try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("the daemon ignored SIGTERM for %g s; killing it", timeout_s)
-            proc.kill()
-            proc.wait()
-    log.info("daemon stopped (exit code %s)", proc.returncode)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+            daemon.wait_ready(start_timeout_s)
+        except DaemonError as exc:
+            raise RuntimeError(f"{exc}\n{daemon.exit_message(lines=20) or ''}") from exc
+        log.info("daemon serving on %s", endpoint)
+        yield endpoint
+    finally:
+        log.info("daemon stopped (exit code %s)", daemon.stop(timeout_s=20.0))
 
 
 # ------------------------------------------------------------------------------ reconstruct

@@ -1,7 +1,8 @@
 """Photo to 3D: a Blender sidebar panel that sends reference images to the reconstruction
 daemon and imports the meshes it returns (never imports torch).
 
-Layout: ``jobs`` (the network thread, no bpy), ``local_daemon`` and ``viewpoint`` (pure),
+Layout: ``jobs`` (the network thread, no bpy), ``viewpoint`` (pure), ``protocol_import`` (the
+client and the local daemon of ``backend/protocol``),
 ``runtime`` (live state and the main-thread drain), ``scene_import`` and ``images`` (bpy data),
 ``properties``/``preferences``/``operators``/``panel`` (Blender UI classes). The bpy modules
 are imported in :func:`register`, so ``python -m blender_addon build`` and the pure modules

@@ -151,6 +151,7 @@ def explain(exc: BaseException, connection: Connection, image: str | None = None
 
 _STOP = object()
 HEALTH_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = 2.0  # the status light's health + info
 
 
 class NetworkThread(threading.Thread):
@@ -206,17 +207,13 @@ class NetworkThread(threading.Thread):
         with self._lock:
             return job_id in self._cancelled
 
-    def _client_for(self, connection: Connection, timeout_s: float | None = None,
-                    retries: int | None = None) -> ReconClient:
-        key = Connection(connection.endpoint, timeout_s or connection.timeout_s,
-                         connection.retries if retries is None else retries,
-                         connection.curve_dir)
-        if self._client is None or self._client_key != key:
+    def _client_for(self, connection: Connection) -> ReconClient:
+        if self._client is None or self._client_key != connection:
             self._close()
-            curve = CurveKeys.from_dir(key.curve_dir) if key.curve_dir else None
-            self._client = ReconClient(key.endpoint, timeout_s=key.timeout_s,
-                                       retries=key.retries, curve=curve)
-            self._client_key = key
+            curve = CurveKeys.from_dir(connection.curve_dir) if connection.curve_dir else None
+            self._client = ReconClient(connection.endpoint, timeout_s=connection.timeout_s,
+                                       retries=connection.retries, curve=curve)
+            self._client_key = connection
         return self._client
 
     def _close(self) -> None:
@@ -228,9 +225,9 @@ class NetworkThread(threading.Thread):
     def _status(self, connection: Connection) -> ServerStatus:
         try:
             # A probe must be quick: short timeout, no retries.
-            client = self._client_for(connection, timeout_s=2.0, retries=0)
-            client.health()
-            info = client.info()
+            client = self._client_for(connection)
+            client.health(timeout_s=PROBE_TIMEOUT_S, retries=0)
+            info = client.info(timeout_s=PROBE_TIMEOUT_S, retries=0)
         except Exception as exc:  # bad address, bad keys, zmq errors: all mean "down"
             return ServerStatus(connection.endpoint, False, str(exc) or type(exc).__name__)
         return ServerStatus(connection.endpoint, True, "ready", describe_model(info),
@@ -241,7 +238,7 @@ class NetworkThread(threading.Thread):
             [(i,) for i in range(len(job.images))]
         done = 0
         try:  # a down daemon is reported in seconds, not after timeout x retries
-            self._client_for(job.connection, timeout_s=HEALTH_TIMEOUT_S, retries=0).health()
+            self._client_for(job.connection).health(timeout_s=HEALTH_TIMEOUT_S, retries=0)
         except Exception as exc:
             self.events.put(JobFailed(job.job_id, *explain(exc, job.connection)))
             return

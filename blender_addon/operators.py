@@ -10,8 +10,8 @@ from bpy_extras.io_utils import ImportHelper
 
 from . import runtime, scene_import
 from .images import ImageError, crop_box, image_payload, scene_images
-from .local_daemon import DaemonError
 from .preferences import connection, preferences
+from .protocol_import import DaemonError
 
 
 def _settings(context):

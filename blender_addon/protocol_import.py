@@ -10,6 +10,8 @@ try:  # inside the installed extension
         DEFAULT_ENDPOINT,
         ClientError,
         CurveKeys,
+        DaemonError,
+        LocalDaemon,
         ReconClient,
         RequestFailed,
         ServerUnavailable,
@@ -22,6 +24,8 @@ except ImportError:  # the source tree (tests, development)
         DEFAULT_ENDPOINT,
         ClientError,
         CurveKeys,
+        DaemonError,
+        LocalDaemon,
         ReconClient,
         RequestFailed,
         ServerUnavailable,
@@ -30,5 +34,6 @@ except ImportError:  # the source tree (tests, development)
     )
     from backend.protocol import client as client_module
 
-__all__ = ["DEFAULT_ENDPOINT", "ClientError", "CurveKeys", "ReconClient", "RequestFailed",
+__all__ = ["DEFAULT_ENDPOINT", "ClientError", "CurveKeys", "DaemonError", "LocalDaemon",
+           "ReconClient", "RequestFailed",
            "ServerUnavailable", "ViewPrediction", "is_loopback", "client_module"]

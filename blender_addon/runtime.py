@@ -26,8 +26,7 @@ from .jobs import (
     ReconstructJob,
     ServerStatus,
 )
-from .local_daemon import LocalDaemon
-from .protocol_import import is_loopback
+from .protocol_import import LocalDaemon, is_loopback
 
 log = logging.getLogger(__name__)
 

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     import bpy  # noqa: I001  (bpy first: it provides addon_utils)
     import addon_utils
 
-    from blender_addon.local_daemon import LocalDaemon
+    from backend.protocol import LocalDaemon
 
     work = Path(tempfile.mkdtemp(prefix="showcase_"))
     names, photos = zip(*_inputs(work, cfg), strict=True)

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import zmq
 
-from backend.protocol import ReconClient
+from backend.protocol import DaemonError, LocalDaemon, ReconClient
 from backend.protocol import messages as m
 from blender_addon.jobs import Connection, JobFailed, NetworkThread, ReconstructJob
-from blender_addon.local_daemon import DaemonError, LocalDaemon
 from blender_addon.viewpoint import camera_offset, look_at_euler, sensor_width
 from synth_render import r2n2
 

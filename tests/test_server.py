@@ -487,6 +487,21 @@ def test_server_down_fails_within_the_timeout():
     assert time.monotonic() - t0 < 0.4 * 3 + 1.0
 
 
+@pytest.mark.timeout(30)
+def test_a_probe_overrides_the_clients_patience_for_one_call(server):
+    """A liveness probe (timeout 0.3 s, no retries) on a patient client: quick when the
+    server is down, and the client keeps its own timeout for the next request."""
+    down = ReconClient(f"tcp://127.0.0.1:{_free_port()}", timeout_s=30.0, retries=2)
+    t0 = time.monotonic()
+    with pytest.raises(ServerUnavailable, match="1 attempt"):
+        down.health(timeout_s=0.3, retries=0)
+    assert time.monotonic() - t0 < 1.5
+    assert (down.timeout_s, down.retries) == (30.0, 2)
+    with ReconClient(server.endpoint, timeout_s=30.0, retries=2) as up:
+        assert up.health(timeout_s=5.0, retries=0)["status"] == "ok"
+        assert up.info()["versions"]["protocol"] == 1
+
+
 @pytest.mark.timeout(60)
 def test_curve_rejects_clients_without_the_key(pipeline, tmp_path):
     write_keys(tmp_path / "keys")

@@ -14,6 +14,7 @@ from .client import (
     check_endpoint,
     is_loopback,
 )
+from .daemon_process import DaemonError, LocalDaemon
 from .messages import (
     ERROR_CODES,
     OPS,
@@ -29,7 +30,8 @@ from .messages import (
 )
 
 __all__ = ["DEFAULT_ENDPOINT", "ClientError", "CurveKeys", "ReconClient", "RequestFailed",
-           "ServerUnavailable", "check_endpoint", "is_loopback", "ERROR_CODES", "OPS",
+           "ServerUnavailable", "check_endpoint", "is_loopback", "DaemonError", "LocalDaemon",
+           "ERROR_CODES", "OPS",
            "PROTOCOL_VERSION",
            "Limits", "ProtocolError", "ReconstructOptions", "ReconstructOutput",
            "ReconstructResult", "Reply", "Request", "ViewPrediction"]

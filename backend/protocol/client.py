@@ -190,8 +190,12 @@ class ReconClient:
     # -- the Lazy Pirate exchange
 
     def request(self, frames: list[bytes], request_id: str, timeout_s: float | None = None,
-                cancelled: Callable[[], bool] | None = None) -> Reply:
+                cancelled: Callable[[], bool] | None = None,
+                retries: int | None = None) -> Reply:
         """Send ``frames`` and wait for the reply with ``request_id`` (retrying as above).
+
+        ``timeout_s`` and ``retries`` override the client's own for this request only (a quick
+        liveness probe on the same socket, say).
 
         ``cancelled``: polled every 50 ms while waiting; when it returns True the server is
         asked to drop the request and :class:`RequestFailed` ``("cancelled", ...)`` is raised
@@ -199,12 +203,13 @@ class ReconClient:
         Raises :class:`ServerUnavailable`, or :class:`RequestFailed` for an error reply.
         """
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        retries = self.retries if retries is None else retries
         size = sum(len(f) for f in frames)
         if size > self.max_request_bytes:
             raise RequestFailed("too_large", f"the request is {size} bytes, more than the "
                                              f"{self.max_request_bytes} the server accepts; "
                                              "downscale or recompress the images")
-        for attempt in range(self.retries + 1):
+        for attempt in range(retries + 1):
             if self._sock is None:
                 self._sock = self._open()
             self._sock.send_multipart([b"", *frames], copy=False)
@@ -214,9 +219,9 @@ class ReconClient:
                     raise RequestFailed(*reply.error)
                 return reply
             log.warning("no reply from %s within %.1f s (attempt %d of %d)", self.endpoint,
-                        timeout, attempt + 1, self.retries + 1)
+                        timeout, attempt + 1, retries + 1)
             self._reset()  # a fresh socket: the old one may hold a dead connection
-        raise ServerUnavailable(f"no reply from {self.endpoint} after {self.retries + 1} "
+        raise ServerUnavailable(f"no reply from {self.endpoint} after {retries + 1} "
                                 f"attempt(s) of {timeout:g} s; is the server running?")
 
     def _wait(self, request_id: str, timeout: float,
@@ -272,17 +277,20 @@ class ReconClient:
         frames = encode_request("reconstruct", request_id, list(images), options)
         return decode_reconstruct_reply(self.request(frames, request_id, timeout_s, cancelled))
 
-    def _simple(self, op: str, **fields) -> dict:
+    def _simple(self, op: str, timeout_s: float | None = None, retries: int | None = None,
+                **fields) -> dict:
         request_id = new_id()
-        return self.request(encode_request(op, request_id, **fields), request_id).body
+        frames = encode_request(op, request_id, **fields)
+        return self.request(frames, request_id, timeout_s, retries=retries).body
 
-    def health(self) -> dict:
-        """``{"status": "ok", "uptime_s", "queue_depth", ...}``."""
-        return self._simple("health")
+    def health(self, timeout_s: float | None = None, retries: int | None = None) -> dict:
+        """``{"status": "ok", "uptime_s", "queue_depth", ...}``; ``timeout_s``/``retries``
+        override the client's for this call (a liveness probe wants seconds, not minutes)."""
+        return self._simple("health", timeout_s, retries)
 
-    def info(self) -> dict:
+    def info(self, timeout_s: float | None = None, retries: int | None = None) -> dict:
         """Model, classes, device, versions, limits and defaults."""
-        return self._simple("info")
+        return self._simple("info", timeout_s, retries)
 
     def stats(self) -> dict:
         """Queue depth, batch sizes, latency percentiles, counts of requests and errors."""

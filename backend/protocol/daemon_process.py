@@ -1,19 +1,21 @@
-"""Start and stop a reconstruction daemon on this machine for the add-on (no bpy, no torch).
+"""Start, await and stop a reconstruction daemon on this machine (stdlib + the client only).
 
-The daemon runs in the Python environment that has the backend installed (its path is an
-add-on preference), as ``python -m backend serve``; its log goes to a file the panel points
-to when it fails to come up.
+One owner for the daemon subprocess: the Blender add-on starts it in the Python environment
+that has the backend installed (an add-on preference), ``python -m backend demo`` and the
+tests in their own interpreter. The daemon runs as ``python -m backend serve``; its log goes
+to a file that errors point to when it fails to come up.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .protocol_import import ReconClient, ServerUnavailable, is_loopback
+from .client import ReconClient, ServerUnavailable, is_loopback
 
 
 class DaemonError(RuntimeError):
@@ -58,8 +60,10 @@ class LocalDaemon:
         """Launch the daemon (returns at once; the status light shows when it answers)."""
         if self.running:
             return
-        # Blender's own PYTHONPATH/PYTHONHOME must not leak into the other interpreter.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env = dict(os.environ)
+        if Path(self.python).resolve() != Path(sys.executable).resolve():
+            # Blender's own PYTHONPATH/PYTHONHOME must not leak into another interpreter.
+            env = {k: v for k, v in env.items() if not k.startswith("PYTHON")}
         no_console = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console pops up
         try:
             with open(self.log_path, "wb") as log:
@@ -86,20 +90,21 @@ class LocalDaemon:
         raise DaemonError(f"no answer from the daemon at {self.endpoint} within {timeout_s:g} s;"
                           f" see {self.log_path}")
 
-    def exit_message(self) -> str | None:
-        """Why the daemon stopped (the end of its log), or None while it runs."""
+    def exit_message(self, lines: int = 3) -> str | None:
+        """Why the daemon stopped (the last ``lines`` of its log), or None while it runs."""
         if self._proc is None or self._proc.poll() is None:
             return None
         try:
-            tail = Path(self.log_path).read_text(errors="replace").strip().splitlines()[-3:]
+            tail = Path(self.log_path).read_text(errors="replace").strip().splitlines()[-lines:]
         except OSError:
             tail = []
         return f"the daemon exited with code {self._proc.returncode}: " + " | ".join(tail)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Ask the daemon to drain and exit (SIGTERM), then kill it if it does not."""
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """Ask the daemon to drain and exit (SIGTERM), then kill it if it does not; returns
+        its exit code (None when it was never started)."""
         if self._proc is None:
-            return
+            return None
         if self._proc.poll() is None:
             self._proc.terminate()
             deadline = time.monotonic() + timeout_s
@@ -108,4 +113,5 @@ class LocalDaemon:
             if self._proc.poll() is None:
                 self._proc.kill()
                 self._proc.wait()
-        self._proc = None
+        code, self._proc = self._proc.returncode, None
+        return code
