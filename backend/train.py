@@ -115,7 +115,9 @@ class TrainConfig:
     w_class: float = arg(0.1, "weight of the class cross-entropy")
     w_view: float = arg(0.1, "weight of the viewpoint regression")
     w_rec: float = arg(0.5, "weight of the per-domain image reconstruction L1")
-    w_adv: float = arg(0.1, "final gradient-reversal coefficient for the encoder")
+    # 0.5, not 0.1: chosen without target labels. At 0.1 D still told the domains apart 72 % of
+    # the time at the end; at 0.5, 58 %, for the same source_val IoU (0.500 vs 0.505).
+    w_adv: float = arg(0.5, "final gradient-reversal coefficient for the encoder")
     adv_warmup: float = arg(0.1, "fraction of steps before the encoder feels the adversary")
     seed: int = arg(0, "seed of weights, data order and augmentation")
     image_size: int = arg(64, "network input side in pixels")

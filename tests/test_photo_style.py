@@ -112,11 +112,34 @@ def test_jpeg_round_trip_leaves_block_artefacts():
     bg = backgrounds.sample_background(np.random.default_rng(0), "train", 128)
     params = photo_post.draw_params(np.random.default_rng(0))
     params = photo_post.without(params, "roll_deg", "zoom")
-    jpeg = photo_post.apply(rgba, bg, replace(params, jpeg_quality=40),
-                            np.random.default_rng(0))
-    raw = photo_post.apply(rgba, bg, photo_post.without(params, "jpeg_quality"),
-                           np.random.default_rng(0))
-    assert _blockiness(jpeg) > 1.1 * _blockiness(raw)
+    def photo(p, capture_px):
+        return photo_post.apply(rgba, bg, p, np.random.default_rng(0), capture_px=capture_px)
+
+    raw = photo(photo_post.without(params, "jpeg_quality"), 128)
+    jpeg_at_render_size = photo(replace(params, jpeg_quality=40), 128)
+    jpeg_at_capture_size = photo(replace(params, jpeg_quality=40), 1024)
+    assert _blockiness(jpeg_at_render_size) > 1.1 * _blockiness(raw)
+    # taken with 8x the pixels and downsampled, the 8x8 blocks are sub-pixel: barely visible
+    assert _blockiness(jpeg_at_capture_size) < 1.05 * _blockiness(raw)
+    assert not np.array_equal(jpeg_at_capture_size, raw)
+
+
+def test_sensor_noise_is_the_cameras_averaged_down_by_the_downsampling():
+    flat = np.zeros((64, 64, 4), np.uint8)
+    flat[..., :3], flat[..., 3] = 128, 255  # mid grey, opaque: no background, no shadow
+    params = photo_post.draw_params(np.random.default_rng(3))
+    params = photo_post.without(params, "jpeg_quality", "roll_deg", "zoom", "blur",
+                                "motion_len", "vignette")
+    params = replace(params, shot_noise=5e-3, read_noise=0.008)
+
+    def noise_std(capture_px):
+        out = photo_post.apply(flat, flat[..., :3], params, np.random.default_rng(0),
+                               capture_px=capture_px)
+        return out.reshape(-1, 3).astype(float).std(axis=0).mean()  # per channel: WB shifts means
+
+    at_render_size, at_8x = noise_std(64), noise_std(512)
+    assert at_render_size > 3.0  # visible grain in 8-bit units
+    assert at_8x == pytest.approx(at_render_size / 8, rel=0.3)
 
 
 def test_opaque_render_keeps_its_hdri_background():

@@ -6,6 +6,12 @@ would have produced: the object and its shadow over a photograph, a slight roll 
 cast, exposure error, lens blur, vignetting, sensor noise and JPEG compression. A render whose
 alpha is opaque everywhere already shows its HDRI as the background and is kept as it is.
 
+Sensor noise and JPEG happen at the camera's resolution (:data:`CAPTURE_PX`), not at the
+render's: a real photo fed to the network at 64 or 128 px was taken with far more pixels and
+downsampled, which averages its noise down and makes its 8x8 JPEG blocks sub-pixel. Applying
+them at the render size would make a much noisier, blockier image than any real photo at that
+size (the first datasets did, and even the oracle saw only half the classes).
+
 Parameters are drawn first (:func:`draw_params`), then applied (:func:`apply`), so tests can
 switch single effects off and the same ``rng`` state always gives the same image.
 """
@@ -23,6 +29,7 @@ from .backgrounds import sample_background
 from .style import StyleContext
 
 SHADOW_SMOOTHING = 1.5  # Gaussian sigma (px at 128 px) that denoises the shadow-catcher alpha
+CAPTURE_PX = 512  # the camera's pixels across the object's square crop (a phone has >= 1000)
 
 
 @dataclass(frozen=True)
@@ -87,9 +94,14 @@ def postprocess(rgba: np.ndarray, rng: np.random.Generator, ctx: StyleContext) -
 
 
 def apply(rgba: np.ndarray, background: np.ndarray, p: PhotoParams,
-          noise_rng: np.random.Generator) -> np.ndarray:
-    """Apply ``p`` to a render; ``background`` is ``(H, W, 3) uint8``."""
+          noise_rng: np.random.Generator, capture_px: int = CAPTURE_PX) -> np.ndarray:
+    """Apply ``p`` to a render; ``background`` is ``(H, W, 3) uint8``.
+
+    ``capture_px`` is the camera's resolution: noise and JPEG are simulated there (see the
+    module docstring); a value at or below the render size applies them at the render size.
+    """
     scale = rgba.shape[0] / 128.0  # effect sizes are specified for 128 px images
+    downsample = max(capture_px / rgba.shape[0], 1.0)
     img = _to_float(rgba)  # (H, W, 4), premultiplied, sRGB-encoded
     img = _smooth_shadow(img, SHADOW_SMOOTHING * scale)
     img = _roll_and_zoom(img, p.roll_deg, p.zoom)
@@ -97,10 +109,12 @@ def apply(rgba: np.ndarray, background: np.ndarray, p: PhotoParams,
     lin = _srgb_to_linear(rgb)
     lin = _white_balance_and_exposure(lin, p)
     lin = _optics(lin, p, scale)
-    lin = _sensor_noise(lin, p, noise_rng)
+    lin = _sensor_noise(lin, p, noise_rng, downsample)
     out = _tone(lin, p)
     out8 = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return jpeg_roundtrip(out8, p.jpeg_quality) if p.jpeg_quality is not None else out8
+    if p.jpeg_quality is None:
+        return out8
+    return jpeg_roundtrip(out8, p.jpeg_quality, capture_px=round(out8.shape[0] * downsample))
 
 
 def without(p: PhotoParams, *effects: str) -> PhotoParams:
@@ -205,9 +219,14 @@ def _motion_kernel(length: float, angle: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def _sensor_noise(lin: np.ndarray, p: PhotoParams, rng: np.random.Generator) -> np.ndarray:
-    """Shot noise (variance grows with the signal) plus read noise, per pixel and channel."""
-    std = np.sqrt(np.clip(lin, 0, None) * p.shot_noise + p.read_noise ** 2)
+def _sensor_noise(lin: np.ndarray, p: PhotoParams, rng: np.random.Generator,
+                  downsample: float = 1.0) -> np.ndarray:
+    """Shot noise (variance grows with the signal) plus read noise, per pixel and channel.
+
+    The noise is the camera's, seen after downsampling by ``downsample``: averaging ``d x d``
+    independent pixels divides the standard deviation by ``d``.
+    """
+    std = np.sqrt(np.clip(lin, 0, None) * p.shot_noise + p.read_noise ** 2) / downsample
     return lin + std * rng.standard_normal(lin.shape, dtype=np.float32)
 
 
@@ -220,10 +239,21 @@ def _tone(lin: np.ndarray, p: PhotoParams) -> np.ndarray:
     return (1.0 - p.contrast) * x + p.contrast * s_curve
 
 
-def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
-    """Encode as JPEG (4:2:0 chroma, like cameras) and decode again."""
+def jpeg_roundtrip(img: np.ndarray, quality: int, capture_px: int | None = None) -> np.ndarray:
+    """Encode as JPEG (4:2:0 chroma, like cameras) and decode again.
+
+    With ``capture_px`` larger than the image, the JPEG is made of the image upsampled to that
+    size (the camera's file) and box-filtered back down (the network's input).
+    """
+    h, w = img.shape[:2]
+    image = Image.fromarray(img)
+    if capture_px is not None and capture_px > h:
+        image = image.resize((round(w * capture_px / h), capture_px), Image.BICUBIC)
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=int(quality), subsampling=2)
+    image.save(buf, format="JPEG", quality=int(quality), subsampling=2)
     buf.seek(0)
     with Image.open(buf) as im:
-        return np.asarray(im.convert("RGB"))
+        decoded = im.convert("RGB")
+        if decoded.size != (w, h):
+            decoded = decoded.resize((w, h), Image.BOX)
+        return np.asarray(decoded)
