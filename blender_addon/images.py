@@ -7,6 +7,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from .orientation import exif_orientation, to_upright, upright_size
+
 
 class ImageError(ValueError):
     """A reference image that cannot be sent (missing file, no pixels)."""
@@ -46,9 +48,15 @@ def _pixels(image: bpy.types.Image) -> np.ndarray:
     return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def crop_box(image: bpy.types.Image, edges) -> tuple[int, int, int, int]:
-    """``(x, y, w, h)`` in pixels from (left, top, right, bottom) fractions."""
-    width, height = image.size
+def payload_orientation(payload: bytes | np.ndarray) -> int:
+    """How the daemon will turn ``payload``: its EXIF orientation (pixels are sent upright)."""
+    return exif_orientation(payload) if isinstance(payload, bytes) else 1
+
+
+def crop_box(image: bpy.types.Image, edges, orientation: int = 1) -> tuple[int, int, int, int]:
+    """``(x, y, w, h)`` in pixels from (left, top, right, bottom) fractions of the image as
+    the daemon sees it (``orientation`` applied, like any photo viewer shows it)."""
+    width, height = upright_size(*image.size, orientation)
     left, top, right, bottom = (float(v) for v in edges)
     if right <= left or bottom <= top:
         raise ImageError(f"the crop of {image.name!r} is empty: right must exceed left and "
@@ -73,3 +81,22 @@ def scene_images(context) -> list[bpy.types.Image]:
             if image is not None:
                 found.append(image)
     return list(dict.fromkeys(found))  # unique, in order
+
+
+def model_view(image: bpy.types.Image, orientation: int = 1,
+               crop: tuple[int, int, int, int] | None = None) -> bpy.types.Image:
+    """``image`` as the model saw it, for the aligned camera's background: turned by its
+    EXIF ``orientation`` and cut to ``crop``. The image itself when neither applies;
+    otherwise a new packed image (saved with the .blend file)."""
+    if orientation == 1 and crop is None:
+        return image
+    pixels = to_upright(_pixels(image), orientation)
+    if crop is not None:
+        x, y, w, h = crop
+        pixels = pixels[max(y, 0):y + h, max(x, 0):x + w]
+    height, width = pixels.shape[:2]
+    view = bpy.data.images.new(f"{image.name} (model view)", width, height, alpha=True)
+    flat = np.ascontiguousarray(pixels[::-1], dtype=np.float32) / 255.0  # Blender: bottom-up
+    view.pixels.foreach_set(flat.ravel())
+    view.pack()
+    return view

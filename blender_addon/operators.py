@@ -9,7 +9,14 @@ from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringPrope
 from bpy_extras.io_utils import ImportHelper
 
 from . import runtime, scene_import
-from .images import ImageError, crop_box, image_payload, scene_images
+from .images import (
+    ImageError,
+    crop_box,
+    image_payload,
+    model_view,
+    payload_orientation,
+    scene_images,
+)
 from .preferences import connection, preferences
 from .protocol_import import DaemonError
 
@@ -125,7 +132,7 @@ class UNSUP3D_OT_reconstruct(bpy.types.Operator):
                               "Allow online access in Preferences > System > Network, or "
                               "use a daemon on 127.0.0.1.")
         try:
-            names, images, crops = _capture(settings)
+            names, images, crops, backgrounds = _capture(settings)
         except (ImageError, OSError) as exc:
             return self._fail(str(exc), "Fix or remove that reference image.")
         options = {"format": settings.mesh_format, "smooth": settings.smooth}
@@ -134,8 +141,7 @@ class UNSUP3D_OT_reconstruct(bpy.types.Operator):
         placement = scene_import.Placement(
             scene=context.scene.name, location=tuple(context.scene.cursor.location),
             target_size=settings.target_size, align_camera=settings.align_camera,
-            image_names={n: ref.image.name for n, ref in zip(names, settings.references,
-                                                             strict=True)})
+            image_names=dict(zip(names, backgrounds, strict=True)))
         try:
             runtime.submit(names, images, crops, conn, options, settings.fuse, placement)
         except RuntimeError as exc:
@@ -149,17 +155,25 @@ class UNSUP3D_OT_reconstruct(bpy.types.Operator):
         return {"CANCELLED"}
 
 
-def _capture(settings) -> tuple[list[str], list, list]:
-    """Names, payloads and crops of the references, read here on the main thread."""
-    names, images, crops = [], [], []
+def _capture(settings) -> tuple[list[str], list, list, list[str]]:
+    """Names, payloads, crops and camera backgrounds (image names: each reference as the
+    model will see it) of the references, read here on the main thread."""
+    names, images, crops, backgrounds = [], [], [], []
     for ref in settings.references:
         if ref.image is None:
             raise ImageError("a reference has no image (it was deleted); remove it")
         name = Path(ref.image.name).stem or ref.image.name
         names.append(name if name not in names else f"{name}.{len(names)}")
-        images.append(image_payload(ref.image))
-        crops.append(crop_box(ref.image, ref.crop) if ref.use_crop else None)
-    return names, images, crops
+        payload = image_payload(ref.image)
+        orientation = payload_orientation(payload)
+        crop = crop_box(ref.image, ref.crop, orientation) if ref.use_crop else None
+        images.append(payload)
+        crops.append(crop)
+        if settings.align_camera:
+            backgrounds.append(model_view(ref.image, orientation, crop).name)
+        else:
+            backgrounds.append(ref.image.name)
+    return names, images, crops, backgrounds
 
 
 class UNSUP3D_OT_cancel(bpy.types.Operator):

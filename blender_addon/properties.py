@@ -27,10 +27,12 @@ class UNSUP3D_ReferenceImage(bpy.types.PropertyGroup):
     image: PointerProperty(type=bpy.types.Image, name="Image")
     use_crop: BoolProperty(name="Crop", default=False,
                            description="Reconstruct only a box of the image (where the object is)")
-    # (left, top, right, bottom) as fractions of the width and height; top-left origin.
+    # (left, top, right, bottom) as fractions of the width and height; top-left origin; of the
+    # photo as viewers show it (EXIF orientation applied), which is how the daemon sees it.
     crop: FloatVectorProperty(name="Crop box", size=4, min=0.0, max=1.0,
                               default=(0.0, 0.0, 1.0, 1.0), subtype="NONE",
-                              description="Left, top, right, bottom edges, 0-1 of the image")
+                              description="Left, top, right, bottom edges, 0-1 of the image "
+                                          "as photo viewers show it (EXIF orientation applied)")
 
 
 class UNSUP3D_HistoryItem(bpy.types.PropertyGroup):

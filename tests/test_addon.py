@@ -290,6 +290,52 @@ def test_reconstruct_imports_at_cursor_with_camera(addon, daemon, held_out):
 
 
 @pytest.mark.blender
+def test_phone_photo_orientation_and_crop_reach_the_camera_background(addon, held_out, tmp_path):
+    """A portrait JPEG stored sideways with EXIF orientation 6 (what phones write), cropped:
+    the camera's background is the upright crop the daemon reconstructed from."""
+    bpy = addon
+    from PIL import Image, ImageOps
+
+    from blender_addon import runtime
+
+    paths, _ = held_out
+    render = Image.open(paths[0]).convert("RGBA")
+    upright = Image.new("RGB", (64, 96), "white")
+    upright.paste(render, (0, 16), render)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    phone = tmp_path / "phone.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(phone, quality=95, exif=exif.tobytes())
+
+    settings = bpy.context.scene.unsup3d
+    ref = settings.references.add()
+    ref.image = bpy.data.images.load(str(phone))
+    assert tuple(ref.image.size) == (96, 64)  # Blender shows it sideways
+    edges = (0.0, 0.1, 1.0, 0.9)
+    ref.use_crop, ref.crop = True, edges
+    settings.align_camera = True
+    assert bpy.ops.unsup3d.reconstruct() == {"FINISHED"}
+    _wait(bpy)
+    assert runtime.STATE.error == "", runtime.STATE.error
+
+    left, top, right, bottom = (round(e * n) for e, n in zip(edges, (64, 96, 64, 96), strict=True))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(phone)).convert("RGB")
+                          .crop((left, top, right, bottom)), dtype=float)
+    cam = settings.history[-1].camera
+    background = cam.data.background_images[0].image
+    assert tuple(background.size) == (right - left, bottom - top)
+    assert background.packed_file is not None  # kept with the .blend file
+    w, h = background.size
+    pixels = np.empty(w * h * 4, np.float32)
+    background.pixels.foreach_get(pixels)
+    shown = pixels.reshape(h, w, 4)[::-1, :, :3] * 255.0
+    assert np.abs(shown - expected).mean() < 4.0  # two JPEG decoders, same picture
+    scene_render = bpy.context.scene.render
+    assert cam.data.sensor_width == pytest.approx(
+        sensor_width((w, h), (scene_render.resolution_x, scene_render.resolution_y)))
+
+
+@pytest.mark.blender
 def test_fused_mode_makes_one_object(addon, held_out):
     bpy = addon
 
