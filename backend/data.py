@@ -35,10 +35,12 @@ from synth_render import binvox, r2n2, shapenet, taxonomy, voxelize
 from .preprocess import (
     IMAGE_SIZE,
     OBJECT_FRACTION,
+    alpha_mask,
     load_image,
     preprocess,
     square_box_around,
     to_rgb,
+    to_uint8,
 )
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,27 @@ def augment_image(image: np.ndarray) -> np.ndarray:
     return (rgb * 2.0 - 1.0).astype(np.float32)
 
 
+MIN_BACKGROUND_ZOOM = 0.5  # a pasted-on background is a crop of 50-100 % of a target image
+
+
+def paste_over(image: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """A render preprocessed over white (``(3, S, S)`` in [-1, 1]) put over ``background``
+    (same shape) through its ``alpha`` (``(S, S)``): over white it was ``a*c + (1-a)``, so
+    replacing the white (1) by the background adds ``(1-a) * (background - 1)``."""
+    return (image + (1.0 - alpha)[None] * (background - 1.0)).astype(np.float32)
+
+
+def background_crop(image: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A square crop of a ``(3, S, S)`` image (side 50-100 %, placed by ``u[1:3]`` in [0, 1),
+    zoom by ``u[0]``), resized back to ``S`` (bilinear): backgrounds of varied scale."""
+    size = image.shape[1]
+    side = max(2, round(size * (MIN_BACKGROUND_ZOOM + (1 - MIN_BACKGROUND_ZOOM) * u[0])))
+    x0, y0 = (int(v * (size - side + 1)) for v in u[1:3])
+    crop = Image.fromarray(to_uint8(image[:, y0:y0 + side, x0:x0 + side]))
+    rgb = np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+    return (rgb / 127.5 - 1.0).transpose(2, 0, 1)
+
+
 def _shift(img: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """Translate (C, H, W) by (dx, dy) pixels, replicating edge pixels into the gap."""
     _, h, w = img.shape
@@ -167,14 +190,22 @@ class RenderVoxelDataset(Dataset):
     ``voxel_res``³, or whose class is not one of the 13 are skipped with one warning at
     construction, so an epoch never fails half-way; ``ValueError`` when nothing is left.
     Voxel grids are read once and kept in memory as packed bits (4 KiB a model at 32³).
+
+    ``backgrounds`` (unsupervised training): with probability ``paste_p`` a render with alpha
+    is pasted over a random crop of one of these unlabelled images instead of white, so the
+    source pairs show the target domain's surroundings (cut-paste; images only, no labels).
     """
 
     def __init__(self, render_root: str | os.PathLike, voxel_root: str | os.PathLike,
                  keys: Iterable[str], size: int = IMAGE_SIZE, views: int | None = None,
-                 augment: bool = False, voxel_res: int = VOXEL_RES) -> None:
+                 augment: bool = False, voxel_res: int = VOXEL_RES,
+                 backgrounds: ImageOnlyDataset | None = None, paste_p: float = 0.0) -> None:
         if views is not None and views < 1:
             raise ValueError(f"views must be positive or None, got {views}")
+        if not 0.0 <= paste_p <= 1.0:
+            raise ValueError(f"paste_p must be in [0, 1], got {paste_p}")
         self.size, self.augment, self.voxel_res = size, augment, voxel_res
+        self.backgrounds, self.paste_p = backgrounds, paste_p
         keys = list(dict.fromkeys(keys))
         self.models: list[_Model] = []
         self._packed: list[np.ndarray] = []
@@ -221,10 +252,20 @@ class RenderVoxelDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def _pasted(self, file: Path, image: np.ndarray) -> np.ndarray:
+        alpha = alpha_mask(file, self.size)
+        if alpha is None:  # an opaque render has no outside to fill
+            return image
+        u = torch.rand(4).numpy()  # torch's RNG: seeded per DataLoader worker (see augment)
+        other = self.backgrounds.files[int(u[0] * len(self.backgrounds.files))]
+        return paste_over(image, alpha, background_crop(preprocess(other, self.size), u[1:]))
+
     def __getitem__(self, i: int) -> dict:
         m, v = self.index[i]
         model = self.models[m]
         image = preprocess(model.files[v], self.size)
+        if self.backgrounds is not None and torch.rand(1).item() < self.paste_p:
+            image = self._pasted(model.files[v], image)
         if self.augment:
             image = augment_image(image)
         return {"image": torch.from_numpy(image), "voxels": self.voxels(m),

@@ -274,6 +274,23 @@ def preprocess(source: ImageSource, size: int = IMAGE_SIZE, crop: Sequence[float
     return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
 
 
+def alpha_mask(source: ImageSource, size: int = IMAGE_SIZE) -> np.ndarray | None:
+    """The alpha channel of ``source`` in the geometry :func:`preprocess` gives its pixels
+    (padded to a square, resized): ``(size, size)`` float32 in [0, 1]; None without alpha."""
+    img = load_image(source)
+    if not _has_alpha(img):
+        return None
+    alpha = np.asarray(img.convert("RGBA"))[:, :, 3]
+    alpha3 = np.repeat(alpha[:, :, None], 3, axis=2)
+    h, w = alpha.shape
+    side = max(h, w)
+    x0, y0 = -((side - w) // 2), -((side - h) // 2)
+    # zeros outside (transparent), not white: the padding shows the background
+    square = np.zeros((side, side, 3), np.uint8)
+    square[-y0:-y0 + h, -x0:-x0 + w] = alpha3
+    return _resize(square, size)[:, :, 0].astype(np.float32) / 255.0
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Inverse of the normalization, for pictures: ``(3, S, S)`` in [-1, 1] -> ``(S, S, 3)``
     uint8. Accepts anything with ``__array__`` (a CPU torch tensor too)."""

@@ -8,6 +8,10 @@ and the data differ (``MODES``):
   renders of ``target_train``, images only) through the same encoder; an image decoder per
   domain reconstructs each domain's images from z, and a latent discriminator D, behind a
   gradient-reversal layer, pushes E to make source and target codes indistinguishable.
+  With probability ``paste_p`` a source render is pasted over a crop of a random target image
+  instead of white (cut-paste): the source pairs then show the target's surroundings, the
+  most visible difference between the domains, with shape labels (a latent adversary alone
+  only asks E to hide the difference, not how).
 - ``no-adversarial`` / ``no-reconstruction``: ``unsupervised`` minus that loss.
 - ``oracle``: supervised on target pairs (photo renders WITH voxels) plus source pairs -- the
   upper bound and the only mode that reads target voxels.
@@ -119,6 +123,8 @@ class TrainConfig:
     # the time at the end; at 0.5, 58 %, for the same source_val IoU (0.500 vs 0.505).
     w_adv: float = arg(0.5, "final gradient-reversal coefficient for the encoder")
     adv_warmup: float = arg(0.1, "fraction of steps before the encoder feels the adversary")
+    paste_p: float = arg(0.5, "modes with target images: chance that a source render is "
+                              "pasted over a crop of a random target image instead of white")
     seed: int = arg(0, "seed of weights, data order and augmentation")
     image_size: int = arg(64, "network input side in pixels")
     augment: bool = arg(True, "colour jitter and small shifts on training images")
@@ -256,12 +262,7 @@ def build_datasets(cfg: TrainConfig) -> dict[str, Dataset]:
     splits = load_splits(root / "splits.json")
     synthetic, photo, voxels = root / "renders_synthetic", root / "renders_photo", root / "voxels"
     size = cfg.image_size
-    sets: dict[str, Dataset] = {
-        "source": RenderVoxelDataset(synthetic, voxels, splits.source_train, size,
-                                     augment=cfg.augment),
-        "val": RenderVoxelDataset(synthetic, voxels, splits.source_val, size,
-                                  views=cfg.val_views),
-    }
+    sets: dict[str, Dataset] = {}
     target = MODES[cfg.mode]["target"]
     if target == "images" and cfg.target_images is not None:
         sets["target"] = ImageOnlyDataset.from_folder(cfg.target_images, size,
@@ -272,6 +273,13 @@ def build_datasets(cfg: TrainConfig) -> dict[str, Dataset]:
     elif target == "pairs":
         sets["target"] = RenderVoxelDataset(photo, voxels, splits.target_train, size,
                                             augment=cfg.augment)
+    # Unsupervised modes also paste source renders onto their (unlabelled) target images.
+    backgrounds = sets["target"] if target == "images" and cfg.paste_p > 0 else None
+    sets["source"] = RenderVoxelDataset(synthetic, voxels, splits.source_train, size,
+                                        augment=cfg.augment, backgrounds=backgrounds,
+                                        paste_p=cfg.paste_p if backgrounds else 0.0)
+    sets["val"] = RenderVoxelDataset(synthetic, voxels, splits.source_val, size,
+                                     views=cfg.val_views)
     return sets
 
 

@@ -172,6 +172,38 @@ def test_target_images_cannot_reach_voxels(r2n2_tree, monkeypatch):
     assert not any(str(voxels) in repr(v) for v in vars(ds).values())
 
 
+def test_paste_over_puts_the_render_on_a_target_image(r2n2_tree, tmp_path):
+    """Cut-paste for unsupervised training: the object stays, white becomes the photo."""
+    renders, voxels, keys = r2n2_tree
+    (tmp_path / "photos").mkdir()
+    green_photo = np.full((40, 40, 3), (20, 200, 30), np.uint8)
+    Image.fromarray(green_photo).save(tmp_path / "photos" / "green.png")
+    photos = ImageOnlyDataset.from_folder(tmp_path / "photos", size=64)
+    plain = RenderVoxelDataset(renders, voxels, keys)[0]
+    always = RenderVoxelDataset(renders, voxels, keys, backgrounds=photos, paste_p=1.0)[0]
+    never = RenderVoxelDataset(renders, voxels, keys, backgrounds=photos, paste_p=0.0)[0]
+    torch.testing.assert_close(never["image"], plain["image"])
+    green = torch.tensor([20, 200, 30]) / 127.5 - 1.0
+    torch.testing.assert_close(always["image"][:, 0, 0], green, atol=0.02, rtol=0)  # corner
+    torch.testing.assert_close(always["image"][:, 32, 32], plain["image"][:, 32, 32])  # disc
+    torch.testing.assert_close(always["voxels"], plain["voxels"])  # labels untouched
+    with pytest.raises(ValueError, match="paste_p"):
+        RenderVoxelDataset(renders, voxels, keys, backgrounds=photos, paste_p=1.5)
+
+
+def test_alpha_mask_follows_the_preprocessing_geometry():
+    from backend.preprocess import alpha_mask, preprocess
+
+    rgba = np.zeros((40, 80, 4), np.uint8)
+    rgba[10:30, 30:50] = (255, 0, 0, 255)  # a red box in a wide, transparent image
+    alpha = alpha_mask(rgba, 32)
+    image = preprocess(rgba, 32)
+    red = (image[0] > 0.5) & (image[1] < -0.5)
+    assert alpha.shape == (32, 32) and alpha.dtype == np.float32
+    assert np.array_equal(alpha > 0.5, red)
+    assert alpha_mask(rgba[:, :, :3], 32) is None  # opaque: nothing to paste onto
+
+
 def test_image_folder(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     photo = Image.fromarray(np.full((20, 30, 3), 90, np.uint8))
