@@ -261,6 +261,11 @@ def test_unsupervised_target_loader_never_reads_target_voxels(tiny_data, tmp_pat
     target_keys = set(splits["target_train"])
     assert not [p for p in read if f"{p.parent.parent.name}/{p.parent.name}" in target_keys]
     assert set(sets["target"][0]) == {"image", "path"}
+    # Source renders are pasted onto the target stream's images (images only, no labels);
+    # modes without target images never paste.
+    assert sets["source"].backgrounds is sets["target"] and sets["source"].paste_p == 0.5
+    for mode in ("source-only", "oracle"):
+        assert build_datasets(tiny_config(data, tmp_path / mode, mode, 2))["source"].paste_p == 0
     # With every target voxel file gone, unsupervised training still runs...
     for key in target_keys:
         shutil.rmtree(data / "voxels" / key)
