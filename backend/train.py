@@ -96,6 +96,9 @@ CHECKPOINT_VERSION = 1
 # Fields a resumed run takes from the command line; all others come from the checkpoint.
 OPERATIONAL = ("data", "target_images", "runs", "name", "steps", "resume", "device", "amp",
                "threads", "num_workers", "log_every", "eval_every", "checkpoint_every")
+# Fields added after runs were saved: a config without them gets the value that means "off",
+# so an older run resumes (and reports) as it was trained, not with today's default.
+ADDED_LATER = {"paste_p": 0.0}
 
 
 @dataclass
@@ -160,6 +163,8 @@ class TrainConfig:
         kwargs = {}
         for f in fields(cls):
             if f.name not in data:
+                if f.name in ADDED_LATER:
+                    kwargs[f.name] = ADDED_LATER[f.name]
                 continue
             value = data[f.name]
             if f.name == "model":

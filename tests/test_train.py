@@ -183,6 +183,13 @@ def test_model_config_round_trip():
 # ------------------------------------------------------------------------- config and data order
 
 
+def test_a_config_saved_before_cut_paste_resumes_without_it():
+    saved = TrainConfig(mode="unsupervised").to_dict()
+    del saved["paste_p"]
+    assert TrainConfig.from_dict(saved).paste_p == 0.0
+    assert TrainConfig.from_dict(TrainConfig().to_dict()).paste_p == 0.5
+
+
 def test_cli_flags_build_the_config(tmp_path):
     cfg = tiny_config(tmp_path, tmp_path / "runs", "oracle", 7, "--amp", "--thresholds", "0.3",
                       "0.5")
