@@ -252,8 +252,8 @@ class RenderVoxelDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def _pasted(self, file: Path, image: np.ndarray) -> np.ndarray:
-        alpha = alpha_mask(file, self.size)
+    def _pasted(self, render: Image.Image, image: np.ndarray) -> np.ndarray:
+        alpha = alpha_mask(render, self.size)
         if alpha is None:  # an opaque render has no outside to fill
             return image
         u = torch.rand(4).numpy()  # torch's RNG: seeded per DataLoader worker (see augment)
@@ -263,9 +263,12 @@ class RenderVoxelDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         m, v = self.index[i]
         model = self.models[m]
-        image = preprocess(model.files[v], self.size)
-        if self.backgrounds is not None and torch.rand(1).item() < self.paste_p:
-            image = self._pasted(model.files[v], image)
+        paste = self.backgrounds is not None and torch.rand(1).item() < self.paste_p
+        # decoded once when pasting: both the pixels and the alpha come from it
+        source = load_image(model.files[v]) if paste else model.files[v]
+        image = preprocess(source, self.size)
+        if paste:
+            image = self._pasted(source, image)
         if self.augment:
             image = augment_image(image)
         return {"image": torch.from_numpy(image), "voxels": self.voxels(m),

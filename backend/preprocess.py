@@ -193,17 +193,18 @@ def to_rgb(img: Image.Image) -> tuple[np.ndarray, bool]:
 # Geometry: crop, pad to square, resize
 # ---------------------------------------------------------------------------------------------
 
-def _place(rgb: np.ndarray, box: tuple[int, int, int, int], white: bool) -> np.ndarray:
+def _place(rgb: np.ndarray, box: tuple[int, int, int, int], fill: int | None) -> np.ndarray:
     """The pixels of ``box`` (x0, y0, x1, y1), which may reach past the border; the part
-    outside is white (``white``) or replicates the nearest edge pixel."""
+    outside is ``fill`` (white for images with alpha, 0 for an alpha channel) or, with
+    ``None``, replicates the nearest edge pixel."""
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = box
     inside = rgb[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)]
     pad = ((max(-y0, 0), max(y1 - h, 0)), (max(-x0, 0), max(x1 - w, 0)), (0, 0))
     if not any(any(p) for p in pad):
         return inside
-    if white:
-        return np.pad(inside, pad, mode="constant", constant_values=_WHITE)
+    if fill is not None:
+        return np.pad(inside, pad, mode="constant", constant_values=fill)
     return np.pad(inside, pad, mode="edge")
 
 
@@ -224,12 +225,13 @@ def _crop_box(crop: Sequence[float], width: int, height: int) -> tuple[int, int,
     return x0, y0, x1, y1
 
 
-def _square(rgb: np.ndarray, white: bool) -> np.ndarray:
-    """Pad to a square with the content centred (an odd leftover pixel goes right/bottom)."""
+def _square(rgb: np.ndarray, fill: int | None) -> np.ndarray:
+    """Pad to a square with the content centred (an odd leftover pixel goes right/bottom);
+    ``fill`` as for :func:`_place`."""
     h, w = rgb.shape[:2]
     side = max(h, w)
     x0, y0 = -((side - w) // 2), -((side - h) // 2)
-    return _place(rgb, (x0, y0, x0 + side, y0 + side), white)
+    return _place(rgb, (x0, y0, x0 + side, y0 + side), fill)
 
 
 def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -268,9 +270,10 @@ def preprocess(source: ImageSource, size: int = IMAGE_SIZE, crop: Sequence[float
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     rgb, had_alpha = to_rgb(load_image(source, max_pixels))
+    fill = _WHITE if had_alpha else None  # transparency was composited over white
     if crop is not None:
-        rgb = _place(rgb, _crop_box(crop, rgb.shape[1], rgb.shape[0]), had_alpha)
-    rgb = _resize(_square(rgb, had_alpha), size)  # (size, size, 3) uint8
+        rgb = _place(rgb, _crop_box(crop, rgb.shape[1], rgb.shape[0]), fill)
+    rgb = _resize(_square(rgb, fill), size)  # (size, size, 3) uint8
     return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
 
 
@@ -280,15 +283,9 @@ def alpha_mask(source: ImageSource, size: int = IMAGE_SIZE) -> np.ndarray | None
     img = load_image(source)
     if not _has_alpha(img):
         return None
-    alpha = np.asarray(img.convert("RGBA"))[:, :, 3]
-    alpha3 = np.repeat(alpha[:, :, None], 3, axis=2)
-    h, w = alpha.shape
-    side = max(h, w)
-    x0, y0 = -((side - w) // 2), -((side - h) // 2)
-    # zeros outside (transparent), not white: the padding shows the background
-    square = np.zeros((side, side, 3), np.uint8)
-    square[-y0:-y0 + h, -x0:-x0 + w] = alpha3
-    return _resize(square, size)[:, :, 0].astype(np.float32) / 255.0
+    alpha = np.asarray(img.convert("RGBA"))[:, :, 3:].repeat(3, axis=2)  # _resize takes RGB
+    # padded with 0 (transparent), not white: the padding shows the background
+    return _resize(_square(alpha, fill=0), size)[:, :, 0].astype(np.float32) / 255.0
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -282,7 +282,7 @@ def build_datasets(cfg: TrainConfig) -> dict[str, Dataset]:
     backgrounds = sets["target"] if target == "images" and cfg.paste_p > 0 else None
     sets["source"] = RenderVoxelDataset(synthetic, voxels, splits.source_train, size,
                                         augment=cfg.augment, backgrounds=backgrounds,
-                                        paste_p=cfg.paste_p if backgrounds else 0.0)
+                                        paste_p=cfg.paste_p if backgrounds is not None else 0.0)
     sets["val"] = RenderVoxelDataset(synthetic, voxels, splits.source_val, size,
                                      views=cfg.val_views)
     return sets
