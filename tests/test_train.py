@@ -155,6 +155,22 @@ def test_voxel_decoder_64_cubed():
     assert Reconstructor(cfg)(torch.zeros(1, 3, 64, 64))["voxel_logits"].shape == (1, 64, 64, 64)
 
 
+def test_residual_blocks_add_depth_but_keep_shapes():
+    small = dict(latent_dim=32, enc_channels=(8, 8, 8, 8, 16), vox_channels=(16, 8, 8))
+    plain = Reconstructor(ModelConfig(**small))
+    deep = Reconstructor(ModelConfig(**small, enc_blocks=2, vox_blocks=1))
+    out = deep(torch.rand(2, 3, 64, 64) * 2 - 1)
+    assert out["voxel_logits"].shape == (2, 32, 32, 32)
+    assert out["z"].shape == (2, 32)
+    n_plain = sum(p.numel() for p in plain.parameters())
+    assert sum(p.numel() for p in deep.parameters()) > n_plain
+    # A config without the fields (older checkpoints) builds the plain network, same names.
+    legacy = {k: v for k, v in plain.cfg.to_dict().items()
+              if k not in ("enc_blocks", "vox_blocks")}
+    rebuilt = Reconstructor(ModelConfig.from_dict(legacy))
+    assert rebuilt.state_dict().keys() == plain.state_dict().keys()
+
+
 def test_view_vector_round_trip_wraps_azimuth():
     view = torch.tensor([[0.0, 25.0], [359.5, 29.9], [180.0, 27.0], [90.25, 26.0]])
     back = vector_to_degrees(degrees_to_vector(view))

@@ -34,6 +34,9 @@ class ModelConfig:
     # Voxel decoder: channels at 4³, 8³, 16³; the last layer doubles to 32³ logits. Append one
     # entry for 64³.
     vox_channels: tuple[int, ...] = (64, 48, 32)
+    # Residual blocks after each encoder stage / each voxel up-sampling (0 = the plain network).
+    enc_blocks: int = 0
+    vox_blocks: int = 0
     # Image decoders (training only): channels at 4x4 ... S/2 x S/2.
     img_channels: tuple[int, ...] = (128, 64, 32, 16)
     num_classes: int = 13
@@ -66,8 +69,10 @@ class Reconstructor(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = ImageEncoder(cfg.image_size, cfg.enc_channels, cfg.latent_dim, cfg.groups)
-        self.voxel_decoder = VoxelDecoder(cfg.latent_dim, cfg.vox_channels, cfg.groups)
+        self.encoder = ImageEncoder(cfg.image_size, cfg.enc_channels, cfg.latent_dim, cfg.groups,
+                                    blocks_per_stage=cfg.enc_blocks)
+        self.voxel_decoder = VoxelDecoder(cfg.latent_dim, cfg.vox_channels, cfg.groups,
+                                          blocks_per_stage=cfg.vox_blocks)
         self.class_head = ClassHead(cfg.latent_dim, cfg.num_classes, cfg.head_hidden)
         self.view_head = ViewHead(cfg.latent_dim, cfg.head_hidden)
 

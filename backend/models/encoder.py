@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from .blocks import ResidualBlock
+
 
 def conv_block(c_in: int, c_out: int, groups: int, slope: float) -> nn.Sequential:
     """3x3 stride-2 convolution (halves H and W) -> GroupNorm -> LeakyReLU."""
@@ -27,7 +29,7 @@ class ImageEncoder(nn.Module):
     """``(B, 3, S, S)`` images in [-1, 1] -> ``(B, latent_dim)`` codes."""
 
     def __init__(self, image_size: int, channels: tuple[int, ...], latent_dim: int,
-                 groups: int = 8, slope: float = 0.2):
+                 groups: int = 8, slope: float = 0.2, blocks_per_stage: int = 0):
         super().__init__()
         final = image_size // 2 ** len(channels)
         if final < 1 or final * 2 ** len(channels) != image_size:
@@ -35,6 +37,7 @@ class ImageEncoder(nn.Module):
         blocks, c_in = [], 3
         for c_out in channels:
             blocks.append(conv_block(c_in, c_out, groups, slope))
+            blocks += [ResidualBlock(2, c_out, groups, slope) for _ in range(blocks_per_stage)]
             c_in = c_out
         self.features = nn.Sequential(*blocks)
         self.fc = nn.Linear(c_in * final * final, latent_dim)

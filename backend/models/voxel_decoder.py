@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from .blocks import ResidualBlock
+
 
 def up_block(c_in: int, c_out: int, groups: int, slope: float) -> nn.Sequential:
     """4³ stride-2 transposed convolution (doubles D, H, W) -> GroupNorm -> LeakyReLU."""
@@ -28,13 +30,16 @@ class VoxelDecoder(nn.Module):
     """``(B, latent_dim)`` -> ``(B, R, R, R)`` logits with ``R = 4 * 2**len(channels)``."""
 
     def __init__(self, latent_dim: int, channels: tuple[int, ...], groups: int = 8,
-                 slope: float = 0.2):
+                 slope: float = 0.2, blocks_per_stage: int = 0):
         super().__init__()
         self.start = channels[0]
         self.fc = nn.Linear(latent_dim, self.start * 4 ** 3)
         self.act = nn.LeakyReLU(slope, inplace=True)
-        self.up = nn.Sequential(*[up_block(a, b, groups, slope)
-                                  for a, b in zip(channels[:-1], channels[1:], strict=True)])
+        stages = []
+        for a, b in zip(channels[:-1], channels[1:], strict=True):
+            stages.append(up_block(a, b, groups, slope))
+            stages += [ResidualBlock(3, b, groups, slope) for _ in range(blocks_per_stage)]
+        self.up = nn.Sequential(*stages)
         self.out = nn.ConvTranspose3d(channels[-1], 1, 4, stride=2, padding=1)
         self.resolution = 4 * 2 ** len(channels)
 
