@@ -180,8 +180,9 @@ def compare_reports(specs: Sequence[str | os.PathLike]) -> dict:
     """Combine ``report.json`` files into groups (``LABEL=path``, else the checkpoint's mode).
 
     Per group: mean ± std (sample std over runs, e.g. seeds) of the class-mean figures and of
-    each class's IoU. With groups ``source-only``, ``unsupervised`` and ``oracle`` also the
-    domain-adaptation gain of the group means for IoU and F-score.
+    each class's IoU. With groups ``source-only`` and ``oracle`` also each other group's
+    domain-adaptation gain (``gain``) of the group means for IoU and F-score; the top-level
+    ``domain_adaptation_gain`` is the ``unsupervised`` group's.
     """
     runs: dict[str, list[dict]] = {}
     datasets = set()
@@ -193,13 +194,15 @@ def compare_reports(specs: Sequence[str | os.PathLike]) -> dict:
     if len(datasets) > 1:
         log.warning("the reports were evaluated on %d different data sets", len(datasets))
     groups = {label: _group_figures(items) for label, items in runs.items()}
-    gain = {}
-    if {"source-only", "unsupervised", "oracle"} <= set(groups):
-        for key in GAIN_KEYS:
-            gain[key] = domain_adaptation_gain(
-                *(groups[g]["class_mean"][key]["mean"]
-                  for g in ("unsupervised", "source-only", "oracle")))
-    return {"version": REPORT_VERSION, "groups": groups, "domain_adaptation_gain": gain or None,
+    if {"source-only", "oracle"} <= set(groups):
+        bounds = [groups[g]["class_mean"] for g in ("source-only", "oracle")]
+        for label, group in groups.items():
+            if label not in ("source-only", "oracle"):
+                group["gain"] = {k: domain_adaptation_gain(group["class_mean"][k]["mean"],
+                                                           *(b[k]["mean"] for b in bounds))
+                                 for k in GAIN_KEYS}
+    return {"version": REPORT_VERSION, "groups": groups,
+            "domain_adaptation_gain": groups.get("unsupervised", {}).get("gain"),
             "same_data": len(datasets) == 1}
 
 
@@ -224,12 +227,13 @@ def comparison_markdown(comparison: dict) -> str:
     for label, g in comparison["groups"].items():
         cells = [_pm(g["class_mean"][k]) for k in COMPARE_KEYS]
         lines.append(f"| {label} | {len(g['runs'])} | " + " | ".join(cells) + " |")
-    gain = comparison.get("domain_adaptation_gain")
-    if gain:
-        lines += ["", "Domain-adaptation gain (unsupervised − source-only) / (oracle − "
-                  "source-only): " + ", ".join(f"{titles[k]} {format_value(v, '{:.2f}')}"
-                                                  for k, v in gain.items())
-                  + " (– when oracle is not above source-only)."]
+    gains = {label: g["gain"] for label, g in comparison["groups"].items() if g.get("gain")}
+    if gains:
+        lines += ["", "Domain-adaptation gain (group − source-only) / (oracle − source-only), "
+                  "on the group means (– when oracle is not above source-only):", ""]
+        lines += [f"- {label}: " + ", ".join(f"{titles[k]} {format_value(v, '{:.2f}')}"
+                                             for k, v in gain.items())
+                  for label, gain in gains.items()]
     return "\n".join(lines) + "\n"
 
 

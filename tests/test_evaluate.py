@@ -277,7 +277,7 @@ def _fake_report(path: Path, mode: str, iou: float) -> Path:
 def test_compare_reports_mean_std_and_gain(tmp_path):
     paths = [_fake_report(tmp_path / f"{mode}{seed}/report.json", mode, iou)
              for mode, ious in (("source-only", (0.3, 0.5)), ("unsupervised", (0.5, 0.5)),
-                                ("oracle", (0.7, 0.7)))
+                                ("oracle", (0.7, 0.7)), ("no-adversarial", (0.4, 0.4)))
              for seed, iou in enumerate(ious)]
     out = tmp_path / "cmp"
     args = argparse.ArgumentParser()
@@ -288,9 +288,13 @@ def test_compare_reports_mean_std_and_gain(tmp_path):
     src = comparison["groups"]["source-only"]["class_mean"]["iou"]
     assert src["mean"] == pytest.approx(0.4) and src["std"] == pytest.approx(0.1414, abs=1e-4)
     assert comparison["domain_adaptation_gain"]["iou"] == pytest.approx((0.5 - 0.4) / 0.3)
+    groups = comparison["groups"]
+    assert groups["no-adversarial"]["gain"]["iou"] == pytest.approx(0.0)  # every adapted group
+    assert "gain" not in groups["source-only"] and "gain" not in groups["oracle"]
     assert comparison["same_data"]
     md = (out / "comparison.md").read_text()
     assert "| source-only | 2 | 0.400 ± 0.141 |" in md and "Domain-adaptation gain" in md
+    assert "- unsupervised: IoU 0.33" in md and "- no-adversarial: IoU 0.00" in md
     # LABEL=path overrides the checkpoint's mode.
     relabelled = reports.compare_reports([f"mine={paths[0]}"])
     assert list(relabelled["groups"]) == ["mine"] and relabelled["domain_adaptation_gain"] is None
