@@ -141,6 +141,9 @@ def _table_row(label: str, n, row: dict, classes: bool = False) -> str:
 
 COMPARE_KEYS = ("iou", "ap", "fscore", "class_correct", "view_acc30")
 GAIN_KEYS = ("iou", "fscore")
+# The gain is only reported where the domain really has a gap: oracle − source-only mean IoU of
+# at least this much (below it the ratio divides by noise, e.g. on the source domain itself).
+MIN_GAP_IOU = 0.10
 
 
 def _mean_std(values: list[float]) -> dict:
@@ -180,9 +183,10 @@ def compare_reports(specs: Sequence[str | os.PathLike]) -> dict:
     """Combine ``report.json`` files into groups (``LABEL=path``, else the checkpoint's mode).
 
     Per group: mean ± std (sample std over runs, e.g. seeds) of the class-mean figures and of
-    each class's IoU. With groups ``source-only`` and ``oracle`` also each other group's
-    domain-adaptation gain (``gain``) of the group means for IoU and F-score; the top-level
-    ``domain_adaptation_gain`` is the ``unsupervised`` group's.
+    each class's IoU. With groups ``source-only`` and ``oracle`` at least ``MIN_GAP_IOU`` apart
+    in mean IoU, also each other group's domain-adaptation gain (``gain``) of the group means
+    for IoU and F-score; the top-level ``domain_adaptation_gain`` is the ``unsupervised``
+    group's.
     """
     runs: dict[str, list[dict]] = {}
     datasets = set()
@@ -194,7 +198,7 @@ def compare_reports(specs: Sequence[str | os.PathLike]) -> dict:
     if len(datasets) > 1:
         log.warning("the reports were evaluated on %d different data sets", len(datasets))
     groups = {label: _group_figures(items) for label, items in runs.items()}
-    if {"source-only", "oracle"} <= set(groups):
+    if _iou_gap(groups) >= MIN_GAP_IOU:
         bounds = [groups[g]["class_mean"] for g in ("source-only", "oracle")]
         for label, group in groups.items():
             if label not in ("source-only", "oracle"):
@@ -204,6 +208,15 @@ def compare_reports(specs: Sequence[str | os.PathLike]) -> dict:
     return {"version": REPORT_VERSION, "groups": groups,
             "domain_adaptation_gain": groups.get("unsupervised", {}).get("gain"),
             "same_data": len(datasets) == 1}
+
+
+def _iou_gap(groups: dict) -> float:
+    """Oracle − source-only mean IoU; -inf when either group or figure is missing."""
+    try:
+        means = [groups[g]["class_mean"]["iou"]["mean"] for g in ("oracle", "source-only")]
+    except KeyError:
+        return -math.inf
+    return -math.inf if None in means else means[0] - means[1]
 
 
 def _group_figures(items: list[dict]) -> dict:

@@ -295,6 +295,13 @@ def test_compare_reports_mean_std_and_gain(tmp_path):
     md = (out / "comparison.md").read_text()
     assert "| source-only | 2 | 0.400 ± 0.141 |" in md and "Domain-adaptation gain" in md
     assert "- unsupervised: IoU 0.33" in md and "- no-adversarial: IoU 0.00" in md
+    # No gain where the domain has no real gap (oracle − source-only IoU below 0.10).
+    close = [_fake_report(tmp_path / f"close-{m}/report.json", m, iou)
+             for m, iou in (("source-only", 0.50), ("unsupervised", 0.48), ("oracle", 0.52))]
+    flat = reports.compare_reports(close)
+    assert flat["domain_adaptation_gain"] is None
+    assert "gain" not in flat["groups"]["unsupervised"]
+    assert "Domain-adaptation gain" not in reports.comparison_markdown(flat)
     # LABEL=path overrides the checkpoint's mode.
     relabelled = reports.compare_reports([f"mine={paths[0]}"])
     assert list(relabelled["groups"]) == ["mine"] and relabelled["domain_adaptation_gain"] is None

@@ -1,9 +1,10 @@
 """Image encoder E: a photo or render -> the shared latent code z.
 
 Stride-2 convolution blocks halve the image until it is 2x2 (each optionally followed by
-residual blocks at that size); a linear layer maps the flattened features to z. GroupNorm instead of BatchNorm because source and target batches go through E
-together or apart depending on the mode, and batch statistics would then leak the domain (and
-differ between training and single-image inference).
+residual blocks at that size); a linear layer maps the flattened features to z. GroupNorm
+instead of BatchNorm because source and target batches go through E together or apart
+depending on the mode, and batch statistics would then leak the domain (and differ between
+training and single-image inference).
 """
 
 from __future__ import annotations
