@@ -95,7 +95,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--modes", nargs="+", default=["source-only", "unsupervised", "oracle"])
+    parser.add_argument("--modes", nargs="+",
+                        default=["source-only", "no-reconstruction", "unsupervised", "oracle"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads:
