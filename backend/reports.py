@@ -211,12 +211,11 @@ def compare_reports(specs: Sequence[str | os.PathLike]) -> dict:
 
 
 def _iou_gap(groups: dict) -> float:
-    """Oracle − source-only mean IoU; -inf when either group or figure is missing."""
-    try:
-        means = [groups[g]["class_mean"]["iou"]["mean"] for g in ("oracle", "source-only")]
-    except KeyError:
+    """Oracle − source-only mean IoU; -inf when either group or its figure is missing."""
+    if not {"source-only", "oracle"} <= groups.keys():
         return -math.inf
-    return -math.inf if None in means else means[0] - means[1]
+    low, high = (groups[g]["class_mean"]["iou"]["mean"] for g in ("source-only", "oracle"))
+    return -math.inf if low is None or high is None else high - low
 
 
 def _group_figures(items: list[dict]) -> dict:
