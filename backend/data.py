@@ -175,6 +175,22 @@ def _render_model(render_root: Path, key: str, views: int | None) -> _Model | No
                   tuple((c.azimuth, c.elevation) for c in cams[:n]))
 
 
+def read_voxel_grid(voxel_root: str | os.PathLike, key: str,
+                    voxel_res: int = VOXEL_RES) -> np.ndarray | None:
+    """The (R, R, R) bool grid of ``key`` under an R2N2-layout voxel tree, or ``None`` when it
+    is missing, unreadable or not ``voxel_res``³ (logged at debug level)."""
+    path = r2n2.voxel_path(Path(voxel_root), *_parse_key(key))
+    try:
+        grid = binvox.read_binvox(path).grid
+    except (OSError, ValueError) as exc:
+        log.debug("%s: no usable voxels (%s)", key, exc)
+        return None
+    if grid.shape != (voxel_res,) * 3:
+        log.debug("%s: voxel grid %s, expected %d^3", key, grid.shape, voxel_res)
+        return None
+    return grid
+
+
 def _warn_skipped(what: str, skipped: list[str], total: int) -> None:
     if skipped:
         shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
@@ -227,16 +243,8 @@ class RenderVoxelDataset(Dataset):
                       for v in range(len(model.files))]
 
     def _load_voxels(self, voxel_root: Path, key: str) -> np.ndarray | None:
-        path = r2n2.voxel_path(voxel_root, *_parse_key(key))
-        try:
-            grid = binvox.read_binvox(path).grid
-        except (OSError, ValueError) as exc:
-            log.debug("%s: no usable voxels (%s)", key, exc)
-            return None
-        if grid.shape != (self.voxel_res,) * 3:
-            log.debug("%s: voxel grid %s, expected %d^3", key, grid.shape, self.voxel_res)
-            return None
-        return np.packbits(grid)
+        grid = read_voxel_grid(voxel_root, key, self.voxel_res)
+        return None if grid is None else np.packbits(grid)
 
     @property
     def keys(self) -> list[str]:
