@@ -140,7 +140,8 @@ class TrainConfig:
                           "fewer when another job shares the CPU)")
     num_workers: int = arg(1, "data-loading worker processes per stream")
     log_every: int = arg(10, "steps between training log records")
-    eval_every: int = arg(250, "steps between validations (and always at the end)")
+    eval_every: int = arg(250, "steps between validations (also at every checkpoint, so a "
+                                "saved model carries its own threshold)")
     checkpoint_every: int = arg(250, "steps between checkpoints (and always at the end)")
     resume: bool = arg(False, "continue from <run>/checkpoint.pt")
     model: ModelConfig = arg(ModelConfig(), "architecture")

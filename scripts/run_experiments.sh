@@ -2,7 +2,9 @@
 # Train and evaluate the three modes (source-only, unsupervised, oracle) for one seed on the
 # procedural data set, then evaluate each on the photo-style and synthetic test sets.
 # Resumable: a rerun continues unfinished runs and skips finished evaluations.
-#   [TRAIN_ARGS=...] scripts/run_experiments.sh [SEED] [STEPS] [MODES...]
+#   [TRAIN_ARGS=...] [DATA=...] [EVAL_DATA=...] scripts/run_experiments.sh [SEED] [STEPS] [MODES...]
+# EVAL_DATA (default DATA): where the test renders, voxels and split come from, e.g. the
+# standard data set when training on a larger one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -11,6 +13,7 @@ STEPS=${2:-4000}
 shift $(( $# > 2 ? 2 : $# )) || true
 MODES=${*:-source-only unsupervised oracle}
 DATA=${DATA:-data/procedural}
+EVAL_DATA=${EVAL_DATA:-$DATA}
 RUNS=${RUNS:-runs}
 EVAL_VIEWS=${EVAL_VIEWS:-2}
 TRAIN_ARGS=${TRAIN_ARGS:-}   # e.g. "--threads 1" to leave a core free
@@ -23,8 +26,8 @@ for mode in $MODES; do
     out="$RUNS/$name/eval-$domain"
     [ -f "$out/report.json" ] && continue
     $PY -m backend eval --checkpoint "$RUNS/$name/model.pt" \
-        --renders "$DATA/renders_$domain" --voxels "$DATA/voxels" \
-        --split "$DATA/splits.json" --subset test --views "$EVAL_VIEWS" \
+        --renders "$EVAL_DATA/renders_$domain" --voxels "$EVAL_DATA/voxels" \
+        --split "$EVAL_DATA/splits.json" --subset test --views "$EVAL_VIEWS" \
         --gallery 0 --out "$out"
   done
 done
