@@ -26,7 +26,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, prefix: str = 
                             choices: dict[str, list] | None = None) -> None:
     """Add a flag for every field of ``cls``. ``skip`` and ``choices`` are keyed by
     destination name (``model_latent_dim`` for ``--model-latent-dim``). Booleans get
-    ``--x/--no-x``, tuples ``nargs="+"``; ``X | None`` fields take an X and default to None."""
+    ``--x/--no-x``, tuples ``nargs="+"``; ``X | None`` fields take an X and default to None;
+    fields without a default are required flags."""
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         tp, dest = hints[f.name], prefix + f.name
@@ -35,22 +36,26 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, prefix: str = 
         if is_dataclass(tp):
             add_dataclass_arguments(parser, tp, f"{dest}_", skip, choices)
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         flag = "--" + dest.replace("_", "-")
         help_ = f.metadata.get("help", " ")
+        if f.default is not dataclasses.MISSING:
+            extra = {"default": f.default}
+        elif f.default_factory is not dataclasses.MISSING:
+            extra = {"default": f.default_factory()}
+        else:
+            extra = {"required": True}
         args = typing.get_args(tp)
         if type(None) in args:  # ``X | None``: a flag of type X whose default may be None
             (tp,) = [a for a in args if a is not type(None)]
             args = typing.get_args(tp)
         if tp is bool:
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
-                                default=default, help=help_)
+                                help=help_, **extra)
         elif typing.get_origin(tp) is tuple:
-            parser.add_argument(flag, dest=dest, type=args[0], nargs="+", default=default,
-                                help=help_)
+            parser.add_argument(flag, dest=dest, type=args[0], nargs="+", help=help_, **extra)
         else:
-            parser.add_argument(flag, dest=dest, type=tp, default=default, help=help_,
-                                choices=(choices or {}).get(dest))
+            parser.add_argument(flag, dest=dest, type=tp, help=help_,
+                                choices=(choices or {}).get(dest), **extra)
 
 
 def dataclass_from_args(cls, args: argparse.Namespace, prefix: str = ""):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from synth_render.atomic import atomic_write_text
 from synth_render.taxonomy import class_name
 
 from .data import VOXEL_RES, read_voxel_grid
+from .dataclass_args import add_dataclass_arguments, arg, dataclass_from_args
 from .splits import SUBSETS, load_splits
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,13 @@ def bound_markdown(result: dict) -> str:
 
 @dataclass
 class BoundConfig:
-    voxels: Path
-    split: Path
-    out: Path
-    subset: str = "test"
-    train_subset: str = "source_train"
-    train_voxels: Path | None = None  # default: --voxels
-    train_split: Path | None = None  # default: --split
+    voxels: Path = field(metadata={"help": "ShapeNetVox32-layout tree"})
+    split: Path = field(metadata={"help": "split file of the held-out shapes"})
+    out: Path = field(metadata={"help": "folder for bound.json and bound.md"})
+    subset: str = arg("test", "held-out subset of --split")
+    train_subset: str = arg("source_train", "training subset of --train-split")
+    train_voxels: Path | None = arg(None, "training shapes' tree (default --voxels)")
+    train_split: Path | None = arg(None, "training shapes' split (default --split)")
 
 
 def run_bound(cfg: BoundConfig) -> int:
@@ -149,12 +150,6 @@ def add_bound_parser(subparsers) -> None:
     p = subparsers.add_parser("bound", help="IoU of the best same-class training shape per "
                               "held-out shape (the retrieval bound of a data set)",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("--voxels", type=Path, required=True, help="ShapeNetVox32-layout tree")
-    p.add_argument("--split", type=Path, required=True, help="split file of the held-out shapes")
-    p.add_argument("--subset", default="test", choices=SUBSETS)
-    p.add_argument("--train-subset", default="source_train", choices=SUBSETS)
-    p.add_argument("--train-voxels", type=Path, help="training shapes' tree (default --voxels)")
-    p.add_argument("--train-split", type=Path, help="training shapes' split (default --split)")
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=lambda a: run_bound(BoundConfig(
-        a.voxels, a.split, a.out, a.subset, a.train_subset, a.train_voxels, a.train_split)))
+    add_dataclass_arguments(p, BoundConfig, choices={"subset": list(SUBSETS),
+                                                     "train_subset": list(SUBSETS)})
+    p.set_defaults(func=lambda args: run_bound(dataclass_from_args(BoundConfig, args)))
