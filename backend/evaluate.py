@@ -1,4 +1,4 @@
-"""Evaluation: ``python -m backend eval`` and the :func:`evaluate` function training reuses.
+"""Evaluation: ``python -m backend eval`` and the :func:`evaluate` function behind it.
 
     python -m backend eval --renders R --voxels V [--split splits.json --subset test] --out DIR
     python -m backend eval --checkpoint C --pix3d PIX3D --out DIR
@@ -8,8 +8,9 @@
 Metrics (see :mod:`backend.metrics`): voxel IoU at the checkpoint's threshold (fixed on source
 validation; the 0.3/0.4/0.5 sweep is reported for information only), average precision of the
 voxel probabilities, F-score@1% on marching-cubes surface points, class accuracy and viewpoint
-errors, per class and as two means: the unweighted mean over classes ("class mean", the figure
-3D-R2N2 and Pix2Vox publish) and the mean over images ("instance mean").
+errors, per class (the tables 3D-R2N2 and Pix2Vox publish) and as two means: the unweighted
+mean over classes ("class mean", this project's headline) and the mean over images ("instance
+mean", what Pix2Vox's "overall" row is).
 
 Outputs in ``--out``: ``report.json`` and ``report.md`` (:mod:`backend.reports`) and
 ``gallery.png`` (input | prediction | ground truth; :mod:`backend.eval_gallery`).
@@ -52,7 +53,7 @@ class EvalConfig:
     renders: Path | None = None  # an R2N2 ShapeNetRendering-layout tree
     voxels: Path | None = None  # the matching ShapeNetVox32-layout tree
     split: Path | None = None  # without it: every model present in both trees
-    subset: str = "test"
+    subset: str | None = None  # a subset of ``split`` (default "test"); needs ``split``
     pix3d: Path | None = None  # evaluate on Pix3D instead of renders + voxels
     gallery: int = 16  # rows of gallery.png; 0: no gallery
     device: str = "auto"
@@ -62,6 +63,11 @@ class EvalConfig:
     workers: int = 0  # data-loading processes
     render_workers: int = 2  # Blender workers for the gallery
     compare: list[str] = field(default_factory=list)  # [LABEL=]report.json: comparison mode
+
+    @property
+    def split_subset(self) -> str:
+        """The subset of ``split`` that is scored."""
+        return self.subset or "test"
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -93,7 +99,7 @@ def evaluate(model, info, dataset, device: str = "cpu", batch_size: int = 32,
             out = model.predict(batch["image"].to(device))
         records += _score_batch(batch, _to_numpy(out), info, gt_names, threshold, fscore_points,
                                 first_index=len(records))
-    model.train(was_training)  # training calls this for validation
+    model.train(was_training)  # callers may pass a model that is training
     summary = metrics.summarize(records, METRIC_KEYS)
     result = {"threshold": threshold, "n_images": len(records), "metrics": summary,
               "threshold_sweep": _sweep(summary), "records": records,
@@ -225,12 +231,13 @@ def _select_keys(cfg: EvalConfig) -> list[str]:
         return present
     from .splits import load_splits
 
-    wanted = load_splits(cfg.split).subset(cfg.subset)
+    subset = cfg.split_subset
+    wanted = load_splits(cfg.split).subset(subset)
     available = set(present)
     keys = [k for k in wanted if k in available]
     if len(keys) < len(wanted):
         log.warning("%d of %d %s models in %s lack renders or voxels; evaluating %d",
-                    len(wanted) - len(keys), len(wanted), cfg.subset, cfg.split, len(keys))
+                    len(wanted) - len(keys), len(wanted), subset, cfg.split, len(keys))
     return keys
 
 
@@ -244,7 +251,7 @@ def load_eval_dataset(cfg: EvalConfig, image_size: int):
     keys = _select_keys(cfg)
     if not keys:
         raise ValueError(f"no models with both renders in {cfg.renders} and voxels in "
-                         f"{cfg.voxels}" + (f" in subset {cfg.subset}" if cfg.split else ""))
+                         f"{cfg.voxels}" + (f" in subset {cfg.split_subset}" if cfg.split else ""))
     dataset = data.RenderVoxelDataset(cfg.renders, cfg.voxels, keys, size=image_size,
                                       views=cfg.views)
     keys = list(getattr(dataset, "keys", keys))  # without the models it had to skip
@@ -253,7 +260,7 @@ def load_eval_dataset(cfg: EvalConfig, image_size: int):
         per_class[key.split("/", 1)[0]] = per_class.get(key.split("/", 1)[0], 0) + 1
     return dataset, {"kind": "renders", "renders": str(cfg.renders), "voxels": str(cfg.voxels),
                      "split": str(cfg.split) if cfg.split else None,
-                     "subset": cfg.subset if cfg.split else None, "models": len(keys),
+                     "subset": cfg.split_subset if cfg.split else None, "models": len(keys),
                      "images": len(dataset), "models_per_class": per_class}
 
 # --------------------------------------------------------------------------- command
@@ -274,6 +281,10 @@ def run_eval(cfg: EvalConfig, load_model: Callable | None = None) -> int:
         return run_compare(cfg.compare, cfg.out)
     if cfg.pix3d is None and (cfg.renders is None or cfg.voxels is None):
         log.error("eval needs --renders and --voxels, or --pix3d")
+        return 2
+    if cfg.subset and cfg.split is None:
+        # Without a split file every model in the trees is scored, training shapes included.
+        log.error("--subset %s needs --split (the split file that defines it)", cfg.subset)
         return 2
     if load_model is None:
         from .checkpoint import load_model
@@ -313,7 +324,7 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--renders", type=Path, help="ShapeNetRendering-layout tree")
     p.add_argument("--voxels", type=Path, help="ShapeNetVox32-layout tree")
     p.add_argument("--split", type=Path, help="split file; default: every model in both trees")
-    p.add_argument("--subset", default=d.subset, help="subset of --split (default %(default)s)")
+    p.add_argument("--subset", help="subset of --split (default test); needs --split")
     p.add_argument("--pix3d", type=Path, help="evaluate on Pix3D instead")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--gallery", type=int, default=d.gallery, metavar="N",

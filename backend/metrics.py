@@ -8,8 +8,8 @@
   meshes both grids the same way and uses ``tau = 0.01`` of the unit cube (F-score@1%), with
   dense reference samples so that sampling gaps do not count as errors.
 * :func:`angle_error_deg` – azimuth (with wrap-around), elevation and geodesic viewpoint errors.
-* :func:`summarize` – per-class figures, their unweighted mean over classes ("class mean", as
-  3D-R2N2 and Pix2Vox report) and the mean over all samples ("instance mean").
+* :func:`summarize` – per-class figures, their unweighted mean over classes ("class mean") and
+  the mean over all samples ("instance mean", what Pix2Vox's "overall" figure is).
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def summarize(records: Sequence[dict], keys: Sequence[str] | None = None,
     mean over its samples (the median for :data:`MEDIAN_KEYS`). Returns::
 
         {"per_class": {cls: {"n": ..., key: ...}},
-         "class_mean": {key: unweighted mean of the per-class figures},   # as Pix2Vox reports
+         "class_mean": {key: unweighted mean of the per-class figures},
          "instance_mean": {key: aggregate over all samples pooled}}
 
     A metric with no finite value is ``None``.

@@ -114,8 +114,8 @@ def report_markdown(report: dict) -> str:
               + " (class mean), "
               + " / ".join(format_value(v["instance_mean"]) for v in sweep.values())
               + " (image mean).",
-              "", "Class mean = unweighted mean of the per-class figures (as 3D-R2N2 and "
-              "Pix2Vox report); image mean = over all images. Viewpoint errors are medians; "
+              "", "Class mean = unweighted mean of the per-class figures; image mean = over "
+              "all images (Pix2Vox's overall figure). Viewpoint errors are medians; "
               "view acc@30° counts geodesic errors up to 30°."]
     if report.get("gallery"):
         lines += ["", "![gallery: input | prediction | ground truth](gallery.png)"]

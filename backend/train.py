@@ -32,13 +32,15 @@ Losses (weights are ``TrainConfig`` fields):
   and the decoders have made z carry shape. D itself trains from step 0, so it is informed when
   E starts listening to it.
 
-Threshold: at every evaluation, IoU on ``source_val`` at ``thresholds``; the best becomes the
-model's threshold (stored in ``model.pt``). Never chosen on test data.
+Threshold: at every evaluation, IoU on ``source_val`` (mean over images) at ``thresholds``; the
+best becomes the model's threshold (stored in ``model.pt``). Never chosen on test data.
 
 Run folder ``<runs>/<name>/``: ``config.json``, ``log.jsonl`` (one JSON record per log/eval
 step), ``loss_curves.png``, ``checkpoint.pt`` (everything to resume) and ``model.pt`` (what
 ships). Checkpoints are atomic; data order is a function of (seed, step) only, so ``--resume``
-after ``kill -9`` replays exactly the batches the lost steps would have seen.
+after ``kill -9`` replays the items the lost steps would have seen, in the same order
+(augmentation and cut-paste draws differ). Resuming with another ``--steps`` recomputes the
+learning-rate schedule and the adversarial ramp for the new length (a warning says so).
 
 Multi-process: ``torchrun --nproc_per_node N -m backend train ...`` (gloo on CPU, nccl on CUDA);
 ``batch_size`` is per process and per domain; only rank 0 writes files.
@@ -225,8 +227,9 @@ class StepBatchSampler(Sampler[list[int]]):
     Epoch ``e`` is a permutation of the data set drawn from a generator seeded by
     ``(seed, e)`` (several concatenated when the set is smaller than one global batch); rank
     ``r`` of ``world`` takes every ``world``-th index, so ranks never share an item within an
-    epoch. Starting at ``start_step`` skips the consumed batches without loading them, which is
-    what makes a resumed run see the same batches as an uninterrupted one.
+    epoch (unless the set is smaller than one global batch and is repeated). Starting at
+    ``start_step`` skips the consumed batches without loading them, which is what makes a
+    resumed run see the same batches as an uninterrupted one.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
@@ -573,7 +576,14 @@ def resolve_resume(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
     if ignored:
         log.warning("resuming with the checkpoint's %s (command-line values ignored)",
                     ", ".join(ignored))
-    return dataclasses.replace(saved, **changes), ckpt
+    resumed = dataclasses.replace(saved, **changes)
+    if resumed.steps != saved.steps:
+        step = int(ckpt["step"])
+        log.warning("--steps %d differs from the checkpoint's %d: the learning-rate schedule and "
+                    "the adversarial ramp are recomputed for %d steps (at step %d the learning "
+                    "rate goes from %.2f to %.2f of its peak)", resumed.steps, saved.steps,
+                    resumed.steps, step, lr_factor(step, saved), lr_factor(step, resumed))
+    return resumed, ckpt
 
 
 def training_state(net: TrainingNet, opts, scheds, scaler, step: int, cfg: TrainConfig,
@@ -651,6 +661,10 @@ def train(cfg: TrainConfig, datasets: dict[str, Dataset] | None = None) -> dict:
     datasets = datasets if datasets is not None else build_datasets(cfg)
     _log_setup(cfg, net, datasets, device, dd, threads, amp)
     model = wrap_distributed(net, device, dd)
+    if dd.world > 1 and cfg.num_workers == 0:
+        # Loading in this process draws augmentation from the global RNG, which every rank
+        # seeded (or restored) alike: give each rank its own stream, as loader workers have.
+        torch.manual_seed((cfg.seed * 1_000_003 + dd.rank) * 1_000_003 + step)
     streams = {name: make_loader(datasets[name], cfg, i, dd.rank, dd.world, step,
                                  device.type == "cuda")
                for i, name in enumerate(("source", "target")) if name in datasets}

@@ -243,6 +243,13 @@ def test_run_eval_with_split_takes_the_subset(tmp_path, r2n2_tree):
     assert report["dataset"]["models"] == 2 and report["n_images"] == 4
 
 
+def test_subset_without_split_is_refused(tmp_path, r2n2_tree, caplog):
+    # Without a split every model in the trees would be scored, training shapes included.
+    cfg, rc = _run(tmp_path, r2n2_tree, subset="test")
+    assert rc == 2 and "needs --split" in caplog.text
+    assert not (cfg.out / "report.json").exists()
+
+
 def test_eval_parser_registers_the_command(tmp_path):
     parser = argparse.ArgumentParser()
     ev.add_eval_parser(parser.add_subparsers(dest="command"))

@@ -7,6 +7,7 @@ a tiny network can overfit them in a few dozen steps.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ from backend.train import (
     TrainConfig,
     add_train_arguments,
     build_datasets,
+    resolve_resume,
     train,
 )
 from synth_render import binvox, r2n2
@@ -321,6 +323,20 @@ def test_existing_run_needs_resume(source_only_run):
     cfg.resume = False
     with pytest.raises(FileExistsError, match="--resume"):
         train(cfg)
+
+
+def test_resuming_with_other_steps_says_the_schedule_changes(source_only_run, tmp_path, caplog):
+    run_dir = tmp_path / "runs" / "longer"
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_bytes(
+        (Path(source_only_run["run_dir"]) / "checkpoint.pt").read_bytes())
+    saved = TrainConfig.from_dict(json.loads(
+        (Path(source_only_run["run_dir"]) / "config.json").read_text()))
+    cfg = dataclasses.replace(saved, runs=tmp_path / "runs", name="longer", steps=60, resume=True)
+    with caplog.at_level("WARNING", logger="backend.train"):
+        resumed, ckpt = resolve_resume(cfg)
+    assert resumed.steps == 60 and int(ckpt["step"]) == 30
+    assert "--steps 60 differs from the checkpoint's 30" in caplog.text
 
 
 # ------------------------------------------------------------------------- checkpoints
