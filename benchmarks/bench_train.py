@@ -1,10 +1,12 @@
 """Size and speed of the networks: parameters, training images/s, inference latency.
 
     python benchmarks/bench_train.py [--batch 32] [--steps 5] [--threads 0] [--device auto]
+        [--model-enc-channels 32 64 128 256 384 --model-vox-channels 128 64 32 ...]
 
 Training steps run the real :class:`backend.train.TrainingNet` forward/backward and Adam steps
 on random tensors (no data loading), per mode, so they measure the network alone. Inference is
-``Reconstructor.predict`` at batch 1 and 32. Figures depend on the machine's load: run it on an
+``Reconstructor.predict`` at batch 1 and 32. The ``--model-*`` flags are ``train``'s (the
+architecture; default: ``ModelConfig``'s). Figures depend on the machine's load: run it on an
 idle machine for numbers to quote.
 """
 
@@ -17,6 +19,7 @@ import time
 
 import torch
 
+from backend.dataclass_args import add_dataclass_arguments, dataclass_from_args
 from backend.models import ModelConfig, Reconstructor
 from backend.train import MODES, TrainConfig, TrainingNet, build_optimizers, resolve_device
 
@@ -38,9 +41,9 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_training(mode: str, batch: int, steps: int, device) -> dict:
+def bench_training(mode: str, model: ModelConfig, batch: int, steps: int, device) -> dict:
     """Seconds per step and images/s (both domains counted) for one mode."""
-    cfg = TrainConfig(mode=mode, batch_size=batch)
+    cfg = TrainConfig(mode=mode, batch_size=batch, model=model)
     net = TrainingNet(cfg).to(device)
     opts = build_optimizers(net, cfg)
     source = fake_batch(batch, cfg.model, device, pairs=True)
@@ -65,10 +68,11 @@ def bench_training(mode: str, batch: int, steps: int, device) -> dict:
             "steps_per_hour": 3600 / per_step}
 
 
-def bench_inference(batch: int, repeats: int, device) -> float:
+def bench_inference(config: ModelConfig, batch: int, repeats: int, device) -> float:
     """Median seconds of one ``predict`` call on a batch."""
-    model = Reconstructor(ModelConfig()).to(device).eval()
-    images = torch.rand(batch, 3, 64, 64, device=device) * 2 - 1
+    model = Reconstructor(config).to(device).eval()
+    size = config.image_size
+    images = torch.rand(batch, 3, size, size, device=device) * 2 - 1
     model.predict(images)
     times = []
     for _ in range(repeats):
@@ -80,8 +84,8 @@ def bench_inference(batch: int, repeats: int, device) -> float:
     return statistics.median(times)
 
 
-def parameter_counts() -> dict[str, int]:
-    net = TrainingNet(TrainConfig(mode="unsupervised"))
+def parameter_counts(model: ModelConfig) -> dict[str, int]:
+    net = TrainingNet(TrainConfig(mode="unsupervised", model=model))
     counts = {k: sum(p.numel() for p in m.parameters()) for k, m in net.nets.items()}
     recon = net.nets["reconstructor"]
     counts.update({f"reconstructor.{k}": sum(p.numel() for p in m.parameters())
@@ -97,21 +101,24 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--modes", nargs="+",
                         default=["source-only", "no-reconstruction", "unsupervised", "oracle"])
+    add_dataclass_arguments(parser, ModelConfig, prefix="model_",
+                            skip=("model_image_size", "model_num_classes"))
     args = parser.parse_args()
+    model = dataclass_from_args(ModelConfig, args, prefix="model_")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device, 0)
     log.info("device %s, torch %s, %d threads", device, torch.__version__,
              torch.get_num_threads())
-    for name, n in parameter_counts().items():
+    for name, n in parameter_counts(model).items():
         log.info("parameters %-32s %10d", name, n)
     for mode in args.modes:
-        r = bench_training(mode, args.batch, args.steps, device)
+        r = bench_training(mode, model, args.batch, args.steps, device)
         log.info("train %-14s batch %d/domain: %.3f s/step, %.1f images/s, %.0f steps/hour",
                  mode, args.batch, r["s_per_step"], r["images_per_s"], r["steps_per_hour"])
     for batch in (1, 32):
-        t = bench_inference(batch, 10 if batch == 1 else 5, device)
+        t = bench_inference(model, batch, 10 if batch == 1 else 5, device)
         log.info("inference batch %2d: %.1f ms (%.1f ms/image)", batch, 1000 * t,
                  1000 * t / batch)
 
