@@ -183,12 +183,13 @@ class TrainConfig:
 # ------------------------------------------------------------------------ command line
 
 # Model fields derived from TrainConfig (image_size) or the class list, not flags of their own.
-_SKIP_FLAGS = ("model_image_size", "model_num_classes")
+DERIVED_MODEL_FLAGS = ("model_image_size", "model_num_classes")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Every TrainConfig field as a flag."""
-    add_dataclass_arguments(parser, TrainConfig, skip=_SKIP_FLAGS, choices={"mode": list(MODES)})
+    add_dataclass_arguments(parser, TrainConfig, skip=DERIVED_MODEL_FLAGS,
+                            choices={"mode": list(MODES)})
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:

@@ -21,7 +21,14 @@ import torch
 
 from backend.dataclass_args import add_dataclass_arguments, dataclass_from_args
 from backend.models import ModelConfig, Reconstructor
-from backend.train import MODES, TrainConfig, TrainingNet, build_optimizers, resolve_device
+from backend.train import (
+    DERIVED_MODEL_FLAGS,
+    MODES,
+    TrainConfig,
+    TrainingNet,
+    build_optimizers,
+    resolve_device,
+)
 
 log = logging.getLogger("bench_train")
 
@@ -101,8 +108,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--modes", nargs="+",
                         default=["source-only", "no-reconstruction", "unsupervised", "oracle"])
-    add_dataclass_arguments(parser, ModelConfig, prefix="model_",
-                            skip=("model_image_size", "model_num_classes"))
+    add_dataclass_arguments(parser, ModelConfig, prefix="model_", skip=DERIVED_MODEL_FLAGS)
     args = parser.parse_args()
     model = dataclass_from_args(ModelConfig, args, prefix="model_")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
