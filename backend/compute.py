@@ -33,6 +33,10 @@ def compute_batch(pipeline: Pipeline, requests: list[Request], waited_ms: list[f
             live.append((i, pipeline.prepare(request), (time.perf_counter() - t0) * 1000))
         except ProtocolError as exc:
             outcomes[i] = error_outcome(request, exc)
+        except Exception as exc:  # e.g. MemoryError, or a decoder bug: fail this request only
+            log.exception("preprocessing failed for %s", request.id)
+            outcomes[i] = error_outcome(request, ProtocolError(
+                "internal", f"preprocessing failed: {type(exc).__name__}: {exc}"))
     if live:
         _infer(pipeline, requests, waited_ms, live, outcomes)
     return outcomes

@@ -208,8 +208,11 @@ def _place(rgb: np.ndarray, box: tuple[int, int, int, int], fill: int | None) ->
     return np.pad(inside, pad, mode="edge")
 
 
-def _crop_box(crop: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
-    """Validate ``(x, y, w, h)`` and round it to whole pixels ``(x0, y0, x1, y1)``."""
+def _crop_box(crop: Sequence[float], width: int, height: int, max_pixels: int = MAX_PIXELS
+              ) -> tuple[int, int, int, int]:
+    """Validate ``(x, y, w, h)`` and round it to whole pixels ``(x0, y0, x1, y1)``. The box
+    may reach past the border (padding), but its square may hold at most ``4 * max_pixels``
+    pixels: a huge box on a small image would otherwise allocate gigabytes."""
     try:
         x, y, w, h = (float(v) for v in crop)
     except (TypeError, ValueError) as exc:
@@ -222,6 +225,9 @@ def _crop_box(crop: Sequence[float], width: int, height: int) -> tuple[int, int,
         raise ImageError(f"crop box {crop!r} has a non-positive size (at least one pixel)")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
         raise ImageError(f"crop box {crop!r} lies outside the {width}x{height} image")
+    if max(x1 - x0, y1 - y0) ** 2 > 4 * max_pixels:
+        raise ImageError(f"crop box {crop!r} is too large: its square would hold more than "
+                         f"{4 * max_pixels} pixels")
     return x0, y0, x1, y1
 
 
@@ -272,7 +278,7 @@ def preprocess(source: ImageSource, size: int = IMAGE_SIZE, crop: Sequence[float
     rgb, had_alpha = to_rgb(load_image(source, max_pixels))
     fill = _WHITE if had_alpha else None  # transparency was composited over white
     if crop is not None:
-        rgb = _place(rgb, _crop_box(crop, rgb.shape[1], rgb.shape[0]), fill)
+        rgb = _place(rgb, _crop_box(crop, rgb.shape[1], rgb.shape[0], max_pixels), fill)
     rgb = _resize(_square(rgb, fill), size)  # (size, size, 3) uint8
     return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
 

@@ -30,6 +30,7 @@ from .protocol.messages import (
     encode_reconstruct_reply,
     encode_request,
     new_id,
+    parse_options,
 )
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,12 @@ def _cmd_reconstruct(args) -> int:
     try:
         options = {"format": args.format, "outputs": ["mesh", "voxels"], "smooth": args.smooth,
                    "threshold": args.threshold, "crop": _parse_crop(args.crop)}
+        parse_options(options, len(args.images) if args.fuse else 1)  # bad flags fail before any work
         datas = [p.read_bytes() for p in args.images]
         curve = CurveKeys.from_dir(args.curve_keys) if args.curve_keys else None
         client = (LocalClient(args.checkpoint, args.device) if args.local
                   else ReconClient(args.server, timeout_s=args.timeout, retries=1, curve=curve))
-    except (OSError, ValueError, ServerUnavailable) as exc:
+    except (OSError, ValueError, ProtocolError, ServerUnavailable) as exc:
         log.error("%s", exc)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)

@@ -448,8 +448,14 @@ class Server:
     def _run_batch(self, live: list[Job], push: zmq.Socket) -> None:
         self.stats.record_batch(sum(job.n_images for job in live))
         now = time.monotonic()
-        outcomes = compute_batch(self.pipeline, [job.request for job in live],
-                                 [(now - job.received) * 1000 for job in live])
+        requests = [job.request for job in live]
+        try:
+            outcomes = compute_batch(self.pipeline, requests,
+                                     [(now - job.received) * 1000 for job in live])
+        except Exception as exc:  # the thread must survive: a dead one leaves every later
+            log.exception("batch failed")  # request queued forever while health says ok
+            err = ProtocolError("internal", f"batch failed: {type(exc).__name__}: {exc}")
+            outcomes = [error_outcome(request, err) for request in requests]
         for job, (frames, code) in zip(live, outcomes, strict=True):
             push.send_multipart(job.envelope + frames)
             self._done(job.request.id, "reconstruct", job.n_images, job.received, code)

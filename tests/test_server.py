@@ -185,6 +185,10 @@ def test_bad_images_get_clear_errors(client):
     with pytest.raises(RequestFailed) as e:
         client.reconstruct([_jpeg()], crop=[5000, 5000, 10, 10])
     assert e.value.code == "bad_option"
+    # a box far larger than the image would pad to gigabytes: refused before allocating
+    with pytest.raises(RequestFailed) as e:
+        client.reconstruct([_jpeg()], crop=[0, 0, 160_000, 160_000])
+    assert e.value.code == "bad_option" and "too large" in e.value.message
 
 
 @pytest.mark.timeout(30)
@@ -384,6 +388,47 @@ def test_frame_over_maxmsgsize_drops_that_peer_only(fuzz_server):
 
 
 # ------------------------------------------------------------------------------ queueing
+
+
+@pytest.mark.timeout(60)
+class OutOfMemoryOnce(SlowPipeline):
+    """``prepare`` raises MemoryError (not a ProtocolError) on the first request."""
+
+    def __init__(self, inner: Pipeline):
+        super().__init__(inner, 0.0)
+        self.calls = 0
+
+    def prepare(self, request):
+        self.calls += 1
+        if self.calls == 1:
+            raise MemoryError("simulated")
+        return self._inner.prepare(request)
+
+
+@pytest.mark.timeout(60)
+def test_unexpected_errors_fail_one_request_and_the_daemon_keeps_serving(pipeline, monkeypatch):
+    import backend.server
+    real, batches = backend.server.compute_batch, []
+
+    def fail_second_batch(pipe, requests, waited):
+        batches.append(len(requests))
+        if len(batches) == 2:
+            raise RuntimeError("simulated")
+        return real(pipe, requests, waited)
+
+    monkeypatch.setattr(backend.server, "compute_batch", fail_second_batch)
+    srv = _start(OutOfMemoryOnce(pipeline), max_batch=1)
+    try:
+        with ReconClient(srv.endpoint, timeout_s=20, retries=0) as c:
+            for expected in ("MemoryError", "RuntimeError"):  # in prepare, then a whole batch
+                with pytest.raises(RequestFailed) as e:
+                    c.reconstruct([_jpeg()], outputs=["voxels"])
+                assert e.value.code == "internal" and expected in e.value.message
+            result = c.reconstruct([_jpeg()], outputs=["voxels"])
+            assert result.voxels.shape == (32, 32, 32)
+            assert c.health()["status"] == "ok"
+    finally:
+        srv.stop()
 
 
 @pytest.mark.timeout(60)
@@ -656,3 +701,6 @@ def test_reconstruct_command_server_and_local(server, checkpoint, tmp_path):
     assert {p.name for p in local.iterdir()} == {"a_fused.obj", "a_fused.png"}
     assert main(["reconstruct", str(a), "--server", "tcp://no-such-host.invalid:5557",
                  "--out", str(out)]) == 2
+    for bad in (["--threshold", "1.5"], ["--crop", "0,0,0,5"]):  # an error line, not a traceback
+        assert main(["reconstruct", str(a), "--server", server.endpoint, "--out", str(out),
+                     *bad]) == 2
