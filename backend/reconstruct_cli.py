@@ -94,7 +94,7 @@ def _cmd_reconstruct(args) -> int:
     try:
         options = {"format": args.format, "outputs": ["mesh", "voxels"], "smooth": args.smooth,
                    "threshold": args.threshold, "crop": _parse_crop(args.crop)}
-        parse_options(options, len(args.images) if args.fuse else 1)  # bad flags fail before any work
+        parse_options(options, len(args.images) if args.fuse else 1)  # fail before any work
         datas = [p.read_bytes() for p in args.images]
         curve = CurveKeys.from_dir(args.curve_keys) if args.curve_keys else None
         client = (LocalClient(args.checkpoint, args.device) if args.local
