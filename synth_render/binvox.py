@@ -72,6 +72,12 @@ def _parse_header(f) -> tuple[tuple[int, int, int], tuple[float, float, float], 
     return dims, translate or (0.0, 0.0, 0.0), 1.0 if scale is None else scale
 
 
+def read_dims(path: str | os.PathLike) -> tuple[int, int, int]:
+    """The grid dimensions from a binvox header (the data is not read)."""
+    with open(path, "rb") as f:
+        return _parse_header(f)[0]
+
+
 def read_binvox(path: str | os.PathLike) -> Voxels:
     """Read a binvox file into a :class:`Voxels` whose grid is indexed ``[x, y, z]``."""
     with open(path, "rb") as f:

@@ -363,17 +363,30 @@ def _run_parallel(jobs, res, workers, on_done) -> None:
                 on_done(job[0], "worker process died")
 
 
+def _done_at(path: Path, res: int) -> bool:
+    """Whether ``path`` already holds a ``res``^3 grid (the resume check)."""
+    try:
+        return binvox.read_dims(path) == (res, res, res)
+    except (OSError, binvox.BinvoxError):
+        return False
+
+
 def run_voxelize(cfg: VoxelizeConfig) -> int:
     """Voxelize every model of shard ``cfg.shard`` of a v1/v2 tree into ``cfg.out``.
 
-    Resumable (models whose ``model.binvox`` exists are skipped) and fault tolerant (a model
-    that fails is logged and skipped). Returns 1 when any model failed, else 0.
+    Resumable (models whose ``model.binvox`` holds a grid at this resolution are skipped)
+    and fault tolerant (a model that fails is logged and skipped). Returns 1 when any model
+    failed, else 0.
     """
     from tqdm import tqdm
 
     refs = shapenet.select_models(cfg.shapes, cfg.synsets, cfg.shard, cfg.models)
     jobs = [(r, r2n2.voxel_path(cfg.out, r.synset, r.model_id)) for r in refs]
-    todo = [(r, p) for r, p in jobs if not p.is_file()]
+    todo = [(r, p) for r, p in jobs if not _done_at(p, cfg.res)]
+    stale = sum(p.is_file() for _, p in todo)
+    if stale:
+        log.warning("%d models hold a grid of another resolution (or an unreadable one): "
+                    "voxelizing them again at %d^3", stale, cfg.res)
     skipped = len(jobs) - len(todo)
     log.info("voxelize %d models at %d^3 (%d already done, shard %d/%d, %d workers)",
              len(todo), cfg.res, skipped, cfg.shard[0], cfg.shard[1], cfg.workers)

@@ -6,6 +6,7 @@ Fault injection uses the worker's documented test hook (SYNTH_RENDER_WORKER_TEST
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -22,10 +23,17 @@ from PIL import Image
 from synth_render import r2n2
 from synth_render.config import RenderConfig
 from synth_render.render import model_views, run_render
-from synth_render.render.pool import summary_path
+from synth_render.render.pool import _pending, summary_path
 from synth_render.render.worker import TEST_HOOK_ENV
 from synth_render.render.worker_client import WorkerDied, WorkerProcess
-from synth_render.shapenet import V1_MESH, V2_MESH, Part, write_obj, write_v2_model
+from synth_render.shapenet import (
+    V1_MESH,
+    V2_MESH,
+    Part,
+    select_models,
+    write_obj,
+    write_v2_model,
+)
 
 needs_bpy = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs bpy")
 CHAIR, TABLE = "03001627", "04379243"
@@ -135,6 +143,15 @@ def test_v2_tree_layout_metadata_and_images(v2_tree: Path, tmp_path: Path):
     # a second run finds everything complete and renders nothing
     assert run_render(cfg) == 0
     assert (_summary(cfg)["rendered"], _summary(cfg)["skipped_done"]) == (0, 3)
+    # other output flags into the same folder would mix two data sets: refused, nothing touched
+    for change in ({"style": "photo"}, {"seed": 1}, {"size": cfg.size * 2}):
+        assert run_render(dataclasses.replace(cfg, **change)) == 2
+    assert (_summary(cfg)["rendered"], _summary(cfg)["skipped_done"]) == (0, 3)
+    # without a summary (a first run killed early), views of another size are rendered again
+    summary_path(cfg).unlink()
+    todo, done = _pending(select_models(cfg.shapes, cfg.synsets, cfg.shard, cfg.models),
+                          dataclasses.replace(cfg, size=cfg.size * 2))
+    assert (len(todo), len(done)) == (3, 0)
 
 
 def _check_object_image(px: np.ndarray, size: int) -> None:

@@ -402,6 +402,9 @@ def test_run_voxelize_v1_and_v2_trees(tmp_path):
     stamp = os.stat(r2n2.voxel_path(out, "02691156", "plane_a")).st_mtime_ns
     assert run_voxelize(VoxelizeConfig(shapes, out, res=16)) == 0
     assert os.stat(r2n2.voxel_path(out, "02691156", "plane_a")).st_mtime_ns == stamp
+    # Another resolution into the same folder: grids are redone, never mixed.
+    assert run_voxelize(VoxelizeConfig(shapes, out, res=8)) == 0
+    assert binvox.read_dims(r2n2.voxel_path(out, "02691156", "plane_a")) == (8, 8, 8)
 
 
 def test_run_voxelize_synset_filter(tmp_path):

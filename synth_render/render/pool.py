@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from .. import r2n2
@@ -209,12 +210,43 @@ def _style_available(style: str) -> bool:
 
 
 def _pending(refs: list[ModelRef], cfg: RenderConfig) -> tuple[list[ModelRef], list[ModelRef]]:
-    """Split into (to render, already complete); partial models are rendered again."""
+    """Split into (to render, already complete); partial models, and models rendered at
+    another size, are rendered again."""
     todo, done = [], []
     for ref in refs:
         render_dir = r2n2.rendering_dir(cfg.out, ref.synset, ref.model_id)
-        (done if r2n2.is_complete(render_dir, cfg.views) else todo).append(ref)
+        complete = r2n2.is_complete(render_dir, cfg.views) and _image_side(render_dir) == cfg.size
+        (done if complete else todo).append(ref)
     return todo, done
+
+
+def _image_side(render_dir: Path) -> int | None:
+    """The first view's width (header only), or None when it cannot be read."""
+    try:
+        with Image.open(render_dir / r2n2.read_renderings(render_dir)[0]) as img:
+            return img.size[0]
+    except (OSError, IndexError):
+        return None
+
+
+# Flags that change every image: resuming into a folder rendered with other values would mix
+# two data sets (the view count is checked per model).
+OUTPUT_FLAGS = ("style", "size", "seed", "samples")
+
+
+def _conflicting_output(cfg: RenderConfig) -> str | None:
+    """What an earlier run into ``cfg.out`` (per its summaries) did differently, if anything."""
+    ours = to_jsonable(cfg)
+    for path in sorted(Path(cfg.out).glob("render_summary*.json")):
+        try:
+            theirs = json.loads(path.read_text())["config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        diff = [f"{k} {theirs[k]!r} (now {ours[k]!r})" for k in OUTPUT_FLAGS
+                if k in theirs and theirs[k] != ours[k]]
+        if diff:
+            return f"{path.name} says this folder was rendered with " + ", ".join(diff)
+    return None
 
 
 def summary_path(cfg: RenderConfig) -> Path:
@@ -240,6 +272,11 @@ def run_render(cfg: RenderConfig) -> int:
     if not _style_available(cfg.style):
         log.error("render style %r is not available (no synth_render.render.style_%s module)",
                   cfg.style, cfg.style)
+        return 2
+    conflict = _conflicting_output(cfg)
+    if conflict:
+        log.error("%s: %s; render into another --out (mixing would corrupt the data set)",
+                  cfg.out, conflict)
         return 2
     start = time.perf_counter()
     refs = select_models(cfg.shapes, cfg.synsets, cfg.shard, cfg.models)
