@@ -250,10 +250,12 @@ def test_hung_worker_is_killed_and_model_skipped(v2_tree: Path, tmp_path: Path, 
 @needs_bpy
 def test_external_kill_9_raises_worker_died(tmp_path: Path):
     worker = WorkerProcess()
+    assert Path(worker.tmp_dir).is_dir()
     os.kill(worker.pid, signal.SIGKILL)
     with pytest.raises(WorkerDied, match="signal 9"):
         worker.run({"model_key": "x/y"}, timeout_s=30)
     worker.kill()  # idempotent on a dead worker
+    assert not Path(worker.tmp_dir).exists()  # its scratch folder did not leak
 
 
 @pytest.mark.blender

@@ -289,7 +289,9 @@ def main() -> int:
                         format="worker %(process)d %(levelname)s: %(message)s")
     import bpy  # noqa: F401  (import cost paid before "ready", not inside a job's timeout)
 
-    tmp_dir = Path(tempfile.mkdtemp(prefix="synth_render_worker_"))
+    # scratch space: the parent's folder (it removes it even after SIGKILL), or our own
+    own = len(sys.argv) < 2
+    tmp_dir = Path(tempfile.mkdtemp(prefix="synth_render_worker_") if own else sys.argv[1])
     styles: dict = {}
     try:
         proto.write(json.dumps({"ready": True, "pid": os.getpid(), "rss_mb": rss_mb()}) + "\n")
@@ -301,7 +303,8 @@ def main() -> int:
                 break
             proto.write(json.dumps(_handle(job, tmp_dir, styles)) + "\n")
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if own:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
     return 0
 
 

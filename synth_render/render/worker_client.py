@@ -13,8 +13,10 @@ import json
 import logging
 import os
 import selectors
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -43,8 +45,10 @@ class WorkerProcess:
     """One ``synth_render.render.worker`` subprocess speaking JSON lines."""
 
     def __init__(self, env: dict | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S):
+        # The parent owns the scratch folder: a worker killed with SIGKILL cannot clean up.
+        self.tmp_dir = tempfile.mkdtemp(prefix="synth_render_worker_")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "synth_render.render.worker"],
+            [sys.executable, "-m", "synth_render.render.worker", self.tmp_dir],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})}, bufsize=0,
         )
@@ -130,6 +134,7 @@ class WorkerProcess:
                 self._stderr_tail.append(line)
 
     def _cleanup(self) -> None:
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
