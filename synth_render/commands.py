@@ -25,4 +25,10 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse, set up logging, run the chosen subcommand; return its exit code."""
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (OSError, ValueError) as exc:  # bad input (a missing folder, a malformed flag or
+        # file): one clear line, the traceback only with -v
+        logging.getLogger(parser.prog).error("%s: %s", type(exc).__name__, exc,
+                                             exc_info=args.verbose)
+        return 2

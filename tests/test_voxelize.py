@@ -482,6 +482,10 @@ def test_cli_voxelize(tmp_path):
     _write_v2(shapes, "02828884", "bench0", _small_mesh(2))
     assert main(["voxelize", "--shapes", str(shapes), "--out", str(out), "--res", "8"]) == 0
     assert binvox.read_binvox(out / "02828884" / "bench0" / "model.binvox").dims == (8, 8, 8)
+    # bad input: one clear error line and exit 2, not a traceback
+    for bad in (["--shapes", str(tmp_path / "missing")], ["--shard", "3/2"]):
+        args = ["voxelize", "--shapes", str(shapes), "--out", str(out), *bad]
+        assert main(args) == 2
 
 
 # ---------------------------------------------------------------------------------------------
