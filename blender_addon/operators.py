@@ -324,9 +324,9 @@ class UNSUP3D_OT_daemon_stop(bpy.types.Operator):
         if runtime.STATE.daemon is None:
             self.report({"WARNING"}, "No daemon was started from Blender")
             return {"CANCELLED"}
-        runtime.STATE.daemon.stop()
+        runtime.STATE.daemon.stop_in_background()  # it drains first: the UI must not wait
         runtime.STATE.daemon = None
-        self.report({"INFO"}, "Daemon stopped")
+        self.report({"INFO"}, "Daemon stopping")
         return {"FINISHED"}
 
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -99,6 +100,13 @@ class LocalDaemon:
         except OSError:
             tail = []
         return f"the daemon exited with code {self._proc.returncode}: " + " | ".join(tail)
+
+    def stop_in_background(self, timeout_s: float = 10.0) -> threading.Thread:
+        """:meth:`stop` on a thread (a UI must not wait for the drain); returns the thread."""
+        thread = threading.Thread(target=self.stop, args=(timeout_s,), daemon=True,
+                                  name="unsup3d-daemon-stop")
+        thread.start()
+        return thread
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """Ask the daemon to drain and exit (SIGTERM), then kill it if it does not; returns
