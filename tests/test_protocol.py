@@ -79,6 +79,14 @@ def test_simple_replies_round_trip(op):
     assert (reply.op, reply.id, reply.ok, reply.body) == (op, "x", True, {"status": "ok", "n": 3})
 
 
+def test_non_finite_numbers_go_out_as_null():
+    """A diverged run's NaN metric must not make every ``info`` reply fail."""
+    body = {"model": {"metrics": {"iou": float("nan"), "ap": [0.5, float("inf")]}}, "n": 3}
+    reply = m.decode_reply(m.encode_reply("info", "x", body))
+    assert reply.ok and reply.body == {"model": {"metrics": {"iou": None, "ap": [0.5, None]}},
+                                       "n": 3}
+
+
 def test_error_reply_round_trip():
     err = m.ProtocolError("busy", request_id="r9", op="reconstruct")
     reply = m.decode_reply(m.encode_error(err))

@@ -578,4 +578,19 @@ def _load(frame) -> dict:
 
 
 def _dump(header: Mapping) -> bytes:
-    return json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    try:
+        text = json.dumps(header, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN/inf (e.g. a diverged run's stored metric): strict JSON says null
+        text = json.dumps(_finite(header), separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8")
+
+
+def _finite(value):
+    """``value`` with every non-finite float replaced by None (lists, tuples, dicts walked)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
