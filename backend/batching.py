@@ -52,12 +52,17 @@ class JobQueue:
         return self._queue.qsize()
 
     def put(self, job: Job) -> bool:
-        """Enqueue; False when the queue is full."""
+        """Enqueue; False when the queue is full. A queued job with the same request id is
+        cancelled: it is a client's earlier attempt, whose socket the retry replaced (its
+        answer could reach no one, and computing it would only add load)."""
         with self._lock:
             try:
                 self._queue.put_nowait(job)
             except queue.Full:
                 return False
+            superseded = self._by_id.get(job.request.id)
+            if superseded is not None:
+                superseded.cancelled = True
             self._by_id[job.request.id] = job
             return True
 

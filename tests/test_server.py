@@ -450,6 +450,20 @@ def test_full_queue_answers_busy(pipeline):
         srv.stop()
 
 
+def test_a_retry_supersedes_its_queued_earlier_attempt():
+    from backend.batching import Job, JobQueue
+
+    def job(rid):
+        return Job(m.decode_request(m.encode_request("reconstruct", rid, [_jpeg()])), [b"p"])
+
+    jobs = JobQueue(8)
+    first, other, retry = job("r1"), job("r2"), job("r1")
+    assert all(jobs.put(j) for j in (first, other, retry))
+    assert first.cancelled and not other.cancelled and not retry.cancelled
+    assert jobs.cancel("r1") and retry.cancelled  # a cancel reaches the live copy
+    assert jobs.next_batch(8, 0.0) == [first, other, retry]
+
+
 @pytest.mark.timeout(60)
 def test_cancel_deadline_and_batching(pipeline):
     srv = _start(SlowPipeline(pipeline, 0.4), max_batch=8, max_wait_ms=20)
