@@ -432,6 +432,20 @@ def test_unexpected_errors_fail_one_request_and_the_daemon_keeps_serving(pipelin
 
 
 @pytest.mark.timeout(60)
+def test_stop_ends_every_thread_when_the_drain_times_out(pipeline):
+    srv = _start(SlowPipeline(pipeline, 1.5), max_batch=1, drain_timeout_s=0.2)
+    sock = _dealer(srv.endpoint)
+    sock.send_multipart([b"", *m.encode_request("reconstruct", "slow", [_jpeg()],
+                                                {"outputs": ["voxels"]})])
+    time.sleep(0.3)  # in the forward pass
+    t0 = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - t0 < 4  # the compute thread's last reply went nowhere, quickly
+    assert not any(t.is_alive() for t in srv._threads) and srv._ctx.closed
+    sock.close(linger=0)
+
+
+@pytest.mark.timeout(60)
 def test_full_queue_answers_busy(pipeline):
     srv = _start(SlowPipeline(pipeline, 0.3), queue_size=1, max_batch=1)
     try:
