@@ -16,10 +16,18 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def exif_orientation(data: bytes) -> int:
-    """The EXIF orientation (1-8) of an encoded JPEG or PNG; 1 when it has none or it cannot
-    be read (a malformed EXIF block must not stop a reconstruction)."""
+    """The EXIF orientation (1-8) of an encoded JPEG, PNG, WebP or TIFF (the formats whose tag
+    the daemon's Pillow applies); 1 when it has none or it cannot be read (a malformed EXIF
+    block must not stop a reconstruction)."""
     try:
-        tiff = _jpeg_exif(data) if data[:2] == b"\xff\xd8" else _png_exif(data)
+        if data[:2] == b"\xff\xd8":
+            tiff = _jpeg_exif(data)
+        elif data[:4] in (b"II*\x00", b"MM\x00*"):
+            tiff = data  # a TIFF file is its own EXIF block
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            tiff = _webp_exif(data)
+        else:
+            tiff = _png_exif(data)
         orientation = _tiff_orientation(tiff) if tiff else 1
     except (struct.error, IndexError, ValueError):
         return 1
@@ -59,7 +67,8 @@ def _jpeg_exif(data: bytes) -> bytes | None:
 
 
 def _png_exif(data: bytes) -> bytes | None:
-    """The TIFF block of a PNG's ``eXIf`` chunk."""
+    """The TIFF block of a PNG's ``eXIf`` chunk (before or after the image data: Pillow reads
+    both)."""
     if not data.startswith(_PNG_SIGNATURE):
         return None
     pos = len(_PNG_SIGNATURE)
@@ -67,9 +76,21 @@ def _png_exif(data: bytes) -> bytes | None:
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         if kind == b"eXIf":
             return data[pos + 8:pos + 8 + length]
-        if kind in (b"IDAT", b"IEND"):
+        if kind == b"IEND":
             return None
         pos += 12 + length
+    return None
+
+
+def _webp_exif(data: bytes) -> bytes | None:
+    """The TIFF block of a WebP's ``EXIF`` chunk (RIFF chunks are padded to even sizes)."""
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, length = struct.unpack("<4sI", data[pos:pos + 8])
+        if kind == b"EXIF":
+            block = data[pos + 8:pos + 8 + length]
+            return block[6:] if block.startswith(b"Exif\x00\x00") else block
+        pos += 8 + length + (length & 1)
     return None
 
 

@@ -25,12 +25,23 @@ def _encoded(fmt: str, orientation: int | None, size=(6, 4)) -> tuple[bytes, np.
     return buf.getvalue(), pixels
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_orientation_tag_is_read_from_jpeg_and_png(fmt, orientation):
+def test_orientation_tag_is_read_like_pillow_reads_it(fmt, orientation):
     data, _ = _encoded(fmt, orientation)
     assert exif_orientation(data) == orientation
     assert exif_orientation(data) == Image.open(io.BytesIO(data)).getexif().get(0x0112)
+
+
+def test_png_exif_after_the_image_data_counts_too():
+    data, _ = _encoded("PNG", 6)
+    start = data.index(b"eXIf") - 4
+    length = int.from_bytes(data[start:start + 4], "big")
+    chunk, rest = data[start:start + 12 + length], data[:start] + data[start + 12 + length:]
+    late = rest[:-12] + chunk + rest[-12:]  # just before IEND
+    assert late.index(b"eXIf") > late.index(b"IDAT")
+    assert exif_orientation(late) == 6
+    assert ImageOps.exif_transpose(Image.open(io.BytesIO(late))).size == (4, 6)  # Pillow too
 
 
 @pytest.mark.parametrize("data", [_encoded("JPEG", None)[0], _encoded("PNG", None)[0], b"",
