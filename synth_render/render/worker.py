@@ -1,10 +1,11 @@
-"""A long-lived Blender render worker: ``python -m synth_render.render.worker``.
+"""A long-lived Blender render worker: ``python -m synth_render.render.worker SCRATCH_DIR``.
 
 The parent (:mod:`synth_render.render.worker_client`) starts this module as a subprocess and
 talks to it in JSON lines: one job per line on stdin, one reply per line on the protocol
 stream. Blender and its importers print freely on stdout, so at start-up the worker moves the
 real stdout to a private file descriptor for the protocol and points fd 1 at stderr; the
-parent drains stderr for diagnostics.
+parent drains stderr for diagnostics. ``SCRATCH_DIR`` holds temporary frames; the parent
+creates and removes it, so it goes away even when the worker is killed.
 
 Messages:
 
@@ -29,10 +30,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -289,22 +288,16 @@ def main() -> int:
                         format="worker %(process)d %(levelname)s: %(message)s")
     import bpy  # noqa: F401  (import cost paid before "ready", not inside a job's timeout)
 
-    # scratch space: the parent's folder (it removes it even after SIGKILL), or our own
-    own = len(sys.argv) < 2
-    tmp_dir = Path(tempfile.mkdtemp(prefix="synth_render_worker_") if own else sys.argv[1])
+    tmp_dir = Path(sys.argv[1])  # the parent's scratch folder (it cleans up, even after kill)
     styles: dict = {}
-    try:
-        proto.write(json.dumps({"ready": True, "pid": os.getpid(), "rss_mb": rss_mb()}) + "\n")
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            job = json.loads(line)
-            if job.get("op") == "exit":
-                break
-            proto.write(json.dumps(_handle(job, tmp_dir, styles)) + "\n")
-    finally:
-        if own:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+    proto.write(json.dumps({"ready": True, "pid": os.getpid(), "rss_mb": rss_mb()}) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        if job.get("op") == "exit":
+            break
+        proto.write(json.dumps(_handle(job, tmp_dir, styles)) + "\n")
     return 0
 
 
