@@ -133,8 +133,20 @@ def _plain(value):
 
 
 def load_checkpoint_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    """``torch.load`` with ``weights_only=True`` (no arbitrary pickle) onto ``device``."""
-    return torch.load(Path(path), map_location=device, weights_only=True)
+    """``torch.load`` with ``weights_only=True`` (no arbitrary pickle) onto ``device``.
+
+    A file that is not a readable checkpoint (truncated, another format, or holding objects
+    that weights-only loading refuses) raises ``ValueError`` naming the path."""
+    try:
+        data = torch.load(Path(path), map_location=device, weights_only=True)
+    except (OSError, MemoryError):
+        raise
+    except Exception as exc:  # pickle, zip and torch errors have no common base class
+        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a checkpoint (holds a {type(data).__name__})")
+    return data
 
 
 def load_model(path: str | os.PathLike | None = None,

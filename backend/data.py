@@ -35,6 +35,7 @@ from synth_render import binvox, r2n2, shapenet, taxonomy, voxelize
 from .preprocess import (
     IMAGE_SIZE,
     OBJECT_FRACTION,
+    ImageError,
     alpha_mask,
     load_image,
     preprocess,
@@ -46,6 +47,7 @@ from .preprocess import (
 log = logging.getLogger(__name__)
 
 NUM_CLASSES = len(taxonomy.ALL_SYNSETS)  # 13
+MAX_SUBSTITUTES = 16  # unreadable target images in a row before an item gives up
 VOXEL_RES = 32
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _CLASS_INDEX = {synset: i for i, synset in enumerate(taxonomy.ALL_SYNSETS)}
@@ -191,6 +193,11 @@ def read_voxel_grid(voxel_root: str | os.PathLike, key: str,
     return grid
 
 
+def _hidden(relative: Path) -> bool:
+    """A dot-file or a file in a dot-folder (``._photo.jpg`` from macOS, ``.thumbnails``)."""
+    return any(part.startswith(".") for part in relative.parts)
+
+
 def _warn_skipped(what: str, skipped: list[str], total: int) -> None:
     if skipped:
         shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
@@ -265,8 +272,8 @@ class RenderVoxelDataset(Dataset):
         if alpha is None:  # an opaque render has no outside to fill
             return image
         u = torch.rand(4).numpy()  # torch's RNG: seeded per DataLoader worker (see augment)
-        other = self.backgrounds.files[int(u[0] * len(self.backgrounds.files))]
-        return paste_over(image, alpha, background_crop(preprocess(other, self.size), u[1:]))
+        _, other = self.backgrounds.load(int(u[0] * len(self.backgrounds)))
+        return paste_over(image, alpha, background_crop(other, u[1:]))
 
     def __getitem__(self, i: int) -> dict:
         m, v = self.index[i]
@@ -303,6 +310,7 @@ class ImageOnlyDataset(Dataset):
         if not self.files:
             raise ValueError("ImageOnlyDataset needs at least one image file")
         self.size, self.augment = size, augment
+        self._unreadable: set[Path] = set()
 
     @classmethod
     def from_folder(cls, root: str | os.PathLike, size: int = IMAGE_SIZE,
@@ -313,7 +321,8 @@ class ImageOnlyDataset(Dataset):
         if not root.is_dir():
             raise ValueError(f"image folder {root} does not exist")
         files = sorted(p for p in root.rglob("*")
-                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                       and not _hidden(p.relative_to(root)))
         if not files:
             raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
         return cls(files, size, augment)
@@ -344,10 +353,30 @@ class ImageOnlyDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict:
-        image = preprocess(self.files[i], self.size)
+        path, image = self.load(i)
         if self.augment:
             image = augment_image(image)
-        return {"image": torch.from_numpy(image), "path": str(self.files[i])}
+        return {"image": torch.from_numpy(image), "path": str(path)}
+
+    def load(self, i: int) -> tuple[Path, np.ndarray]:
+        """The ``i``-th image, preprocessed (not augmented), and its path.
+
+        A folder of user photos may hold a truncated or oversized file. Failing would stop
+        training at the same step on every resume (the order depends on the step only), so
+        the next readable image stands in, the same one every time."""
+        for attempt in range(min(len(self.files), MAX_SUBSTITUTES + 1)):
+            path = self.files[(i + attempt) % len(self.files)]
+            try:
+                return path, preprocess(path, self.size)
+            except ImageError as exc:
+                self._warn_unreadable(path, exc)
+        raise ImageError(f"images {i}..{i + attempt} of {len(self.files)} are all "
+                         "unreadable (see the warnings above)")
+
+    def _warn_unreadable(self, path: Path, exc: ImageError) -> None:
+        if path not in self._unreadable:  # once per file (per loader worker)
+            self._unreadable.add(path)
+            log.warning("skipping unreadable image (%s)", exc)
 
 
 # ---------------------------------------------------------------------------------------------

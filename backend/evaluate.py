@@ -241,19 +241,20 @@ def _select_keys(cfg: EvalConfig) -> list[str]:
     return keys
 
 
-def load_eval_dataset(cfg: EvalConfig, image_size: int):
-    """The data set to evaluate and a JSON description of it."""
+def load_eval_dataset(cfg: EvalConfig, image_size: int, voxel_res: int = 32):
+    """The data set to evaluate (ground truth at the model's ``voxel_res``) and a JSON
+    description of it."""
     from . import data
 
     if cfg.pix3d is not None:
-        dataset = data.Pix3DDataset(cfg.pix3d, size=image_size)
+        dataset = data.Pix3DDataset(cfg.pix3d, size=image_size, res=voxel_res)
         return dataset, {"kind": "pix3d", "root": str(cfg.pix3d), "images": len(dataset)}
     keys = _select_keys(cfg)
     if not keys:
         raise ValueError(f"no models with both renders in {cfg.renders} and voxels in "
                          f"{cfg.voxels}" + (f" in subset {cfg.split_subset}" if cfg.split else ""))
     dataset = data.RenderVoxelDataset(cfg.renders, cfg.voxels, keys, size=image_size,
-                                      views=cfg.views)
+                                      views=cfg.views, voxel_res=voxel_res)
     keys = list(getattr(dataset, "keys", keys))  # without the models it had to skip
     per_class: dict[str, int] = {}
     for key in keys:
@@ -274,6 +275,12 @@ def _resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _voxel_res(info) -> int:
+    from .models import ModelConfig
+
+    return ModelConfig.from_dict(info.config).voxel_size if info.config else 32
+
+
 def run_eval(cfg: EvalConfig, load_model: Callable | None = None) -> int:
     """The ``eval`` command: 0 on success, 2 on bad input. ``load_model`` defaults to
     :func:`backend.checkpoint.load_model` (tests pass a fake)."""
@@ -291,7 +298,8 @@ def run_eval(cfg: EvalConfig, load_model: Callable | None = None) -> int:
     device = _resolve_device(cfg.device)
     try:
         model, info = load_model(cfg.checkpoint, device)
-        dataset, description = load_eval_dataset(cfg, int(info.image_size))
+        dataset, description = load_eval_dataset(cfg, int(info.image_size),
+                                                 _voxel_res(info))
     except (OSError, ValueError) as exc:
         log.error("%s", exc)
         return 2

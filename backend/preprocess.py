@@ -166,13 +166,19 @@ def _has_alpha(img: Image.Image) -> bool:
 
 def _eight_bit(img: Image.Image) -> Image.Image:
     """16/32-bit grayscale and float images -> 8-bit ``L`` (Pillow's convert would clip)."""
+    transparent = img.info.get("transparency")  # a 16-bit PNG's transparent gray value
     if img.mode in _SIXTEEN_BIT_MODES:
-        arr = np.asarray(img).astype(np.float64) / 257.0  # 0..65535 -> 0..255
+        raw = np.asarray(img)
+        arr = raw.astype(np.float64) / 257.0  # 0..65535 -> 0..255
     elif img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)  # Pillow's convention: 0..255
+        raw = arr = np.asarray(img, dtype=np.float64)  # Pillow's convention: 0..255
     else:
         return img
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    gray = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    if not isinstance(transparent, int | float):
+        return gray
+    alpha = Image.fromarray(np.where(raw == transparent, 0, 255).astype(np.uint8), mode="L")
+    return Image.merge("LA", (gray, alpha))
 
 
 def to_rgb(img: Image.Image) -> tuple[np.ndarray, bool]:
@@ -286,7 +292,7 @@ def preprocess(source: ImageSource, size: int = IMAGE_SIZE, crop: Sequence[float
 def alpha_mask(source: ImageSource, size: int = IMAGE_SIZE) -> np.ndarray | None:
     """The alpha channel of ``source`` in the geometry :func:`preprocess` gives its pixels
     (padded to a square, resized): ``(size, size)`` float32 in [0, 1]; None without alpha."""
-    img = load_image(source)
+    img = _eight_bit(load_image(source))
     if not _has_alpha(img):
         return None
     alpha = np.asarray(img.convert("RGBA"))[:, :, 3:].repeat(3, axis=2)  # _resize takes RGB

@@ -152,6 +152,16 @@ class TrainConfig:
     def run_dir(self) -> Path:
         return Path(self.runs) / (self.name or self.mode)
 
+    def check(self) -> None:
+        """Raise ``ValueError`` for settings that would fail later, mid-run."""
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
+                     "val_views", "image_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, "
+                                 f"got {getattr(self, name)}")
+
     def to_dict(self) -> dict:
         """JSON- and ``weights_only``-safe dict."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
@@ -271,7 +281,7 @@ def build_datasets(cfg: TrainConfig) -> dict[str, Dataset]:
     root = Path(cfg.data)
     splits = load_splits(root / "splits.json")
     synthetic, photo, voxels = root / "renders_synthetic", root / "renders_photo", root / "voxels"
-    size = cfg.image_size
+    size, res = cfg.image_size, cfg.model.voxel_size  # grids of another size are skipped
     sets: dict[str, Dataset] = {}
     target = MODES[cfg.mode]["target"]
     if target == "images" and cfg.target_images is not None:
@@ -282,14 +292,15 @@ def build_datasets(cfg: TrainConfig) -> dict[str, Dataset]:
                                                     augment=cfg.augment)
     elif target == "pairs":
         sets["target"] = RenderVoxelDataset(photo, voxels, splits.target_train, size,
-                                            augment=cfg.augment)
+                                            augment=cfg.augment, voxel_res=res)
     # Unsupervised modes also paste source renders onto their (unlabelled) target images.
     backgrounds = sets["target"] if target == "images" and cfg.paste_p > 0 else None
     sets["source"] = RenderVoxelDataset(synthetic, voxels, splits.source_train, size,
                                         augment=cfg.augment, backgrounds=backgrounds,
-                                        paste_p=cfg.paste_p if backgrounds is not None else 0.0)
+                                        paste_p=cfg.paste_p if backgrounds is not None else 0.0,
+                                        voxel_res=res)
     sets["val"] = RenderVoxelDataset(synthetic, voxels, splits.source_val, size,
-                                     views=cfg.val_views)
+                                     views=cfg.val_views, voxel_res=res)
     return sets
 
 
@@ -507,7 +518,9 @@ def setup_distributed(device: torch.device) -> Dist:
 
 def resolve_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
-        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":  # each torchrun process its own GPU
+        name = f"cuda:{local_rank}"
     device = torch.device(name)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -572,6 +585,13 @@ def resolve_resume(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
                          f"expected {CHECKPOINT_VERSION}")
     saved = TrainConfig.from_dict(ckpt["config"])
     changes = {name: getattr(cfg, name) for name in OPERATIONAL}
+    for name in ("data", "target_images"):  # not given again: the run's own data
+        given, default = getattr(cfg, name), TrainConfig.__dataclass_fields__[name].default
+        if given == default:
+            changes[name] = getattr(saved, name)
+        elif given != getattr(saved, name):
+            log.warning("resuming with --%s %s; the run was trained on %s",
+                        name.replace("_", "-"), given, getattr(saved, name))
     ignored = [f.name for f in fields(cfg) if f.name not in OPERATIONAL
                and getattr(cfg, f.name) != getattr(saved, f.name)]
     if ignored:
@@ -607,7 +627,8 @@ def restore_training_state(ckpt: dict, net: TrainingNet, opts, scheds, scaler) -
         o.load_state_dict(ckpt["optimizers"][k])
     for k, s in scheds.items():
         s.load_state_dict(ckpt["schedulers"][k])
-    scaler.load_state_dict(ckpt["scaler"])
+    if scaler.is_enabled() and ckpt["scaler"]:  # empty when saved by a run without fp16
+        scaler.load_state_dict(ckpt["scaler"])
     set_rng_state(ckpt["rng"])
     return ModelInfo(**ckpt["model"]["info"], config=ckpt["model"]["config"])
 
@@ -624,8 +645,7 @@ def save_run(run_dir: Path, state: dict) -> None:
 def train(cfg: TrainConfig, datasets: dict[str, Dataset] | None = None) -> dict:
     """Train (or resume) a run; returns ``{"step", "run_dir", "info", "nets"}`` (``nets``: the
     unwrapped modules). ``datasets`` overrides :func:`build_datasets` (tests)."""
-    if cfg.mode not in MODES:
-        raise ValueError(f"unknown mode {cfg.mode!r}; expected one of {', '.join(MODES)}")
+    cfg.check()
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, image_size=cfg.image_size, num_classes=len(ALL_SYNSETS)))
     cfg, ckpt = resolve_resume(cfg)

@@ -372,3 +372,38 @@ def test_run_eval_missing_checkpoint_is_a_clear_error(tmp_path, r2n2_tree, caplo
                         renders=renders, voxels=voxels, gallery=0, device="cpu")
     assert ev.run_eval(cfg) == 2
     assert "does not exist" in caplog.text
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint\n", bytes(range(256)) * 8])
+def test_run_eval_unreadable_checkpoint_is_a_clear_error(tmp_path, r2n2_tree, caplog, content):
+    renders, voxels = r2n2_tree
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    cfg = ev.EvalConfig(out=tmp_path / "eval", checkpoint=bad, renders=renders,
+                        voxels=voxels, gallery=0, device="cpu")
+    assert ev.run_eval(cfg) == 2
+    assert f"{bad}: not a readable checkpoint" in caplog.text
+
+
+def test_run_eval_scores_a_64_cubed_model_against_64_cubed_grids(tmp_path, r2n2_tree):
+    """Ground truth is read at the model's resolution: 32³ grids of the same tree would be
+    skipped, 64³ ones are scored."""
+    from backend.checkpoint import ModelInfo, save_model
+    from backend.models import ModelConfig, Reconstructor
+
+    renders, voxels = r2n2_tree
+    voxels64 = tmp_path / "voxels64"
+    for key, extent in MODELS.items():
+        grid = np.kron(_box_grid(extent), np.ones((2, 2, 2), dtype=np.uint8)).astype(bool)
+        write_binvox(r2n2.voxel_path(voxels64, *key.split("/")), grid)
+    model_cfg = ModelConfig(image_size=32, vox_channels=(32, 16, 8, 8))
+    assert model_cfg.voxel_size == 64
+    model_path = tmp_path / "model64.pt"
+    save_model(model_path, Reconstructor(model_cfg), ModelInfo(image_size=32, mode="oracle"))
+    for tree, rc in ((voxels, 2), (voxels64, 0)):
+        cfg = ev.EvalConfig(out=tmp_path / f"eval-{tree.name}", checkpoint=model_path,
+                            renders=renders, voxels=tree, gallery=0, device="cpu",
+                            fscore_points=64)
+        assert ev.run_eval(cfg) == rc
+    report = json.loads((tmp_path / "eval-voxels64" / "report.json").read_text())
+    assert report["metrics"]["instance_mean"]["n"] == 6

@@ -15,6 +15,7 @@ from PIL import Image, ImageFile
 from backend.preprocess import (
     IMAGE_SIZE,
     ImageError,
+    alpha_mask,
     load_image,
     preprocess,
     square_box_around,
@@ -100,6 +101,20 @@ def test_transparent_pixels_come_out_white():
     half = np.zeros((64, 64, 4), np.uint8)
     half[..., 3] = 128
     np.testing.assert_allclose(preprocess(half), 127 / 127.5 - 1, atol=1e-6)
+
+
+def test_16_bit_gray_with_a_transparent_value_comes_out_white():
+    """A 16-bit grayscale PNG marks transparency with one gray value (tRNS), like 8-bit
+    palette images; its pixels are white in the input and zero in the alpha mask."""
+    gray = np.full((8, 8), 1000, np.uint16)
+    gray[2:6, 2:6] = 50000
+    buf = io.BytesIO()
+    Image.frombytes("I;16", (8, 8), gray.tobytes()).save(buf, format="PNG", transparency=1000)
+    x = preprocess(buf.getvalue(), size=8)
+    assert np.all(x[:, 0, 0] == 1.0)
+    np.testing.assert_allclose(x[:, 4, 4], round(50000 / 257) / 127.5 - 1, atol=1e-6)
+    mask = alpha_mask(buf.getvalue(), size=8)
+    assert mask[0, 0] == 0.0 and mask[4, 4] == 1.0
 
 
 def test_padding_is_white_with_alpha_and_edge_pixels_without():

@@ -339,6 +339,91 @@ def test_resuming_with_other_steps_says_the_schedule_changes(source_only_run, tm
     assert "--steps 60 differs from the checkpoint's 30" in caplog.text
 
 
+def test_resume_without_data_flags_keeps_the_runs_data(source_only_run, tmp_path, caplog):
+    run_dir = tmp_path / "runs" / "moved"
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_bytes(
+        (Path(source_only_run["run_dir"]) / "checkpoint.pt").read_bytes())
+    trained_on = TrainConfig.from_dict(json.loads(
+        (Path(source_only_run["run_dir"]) / "config.json").read_text())).data
+    # --data not given again: the run's own data set, not the default one
+    resumed, _ = resolve_resume(TrainConfig(runs=tmp_path / "runs", name="moved", resume=True))
+    assert resumed.data == trained_on and resumed.target_images is None
+    # given and different (the data set moved): used, with a warning naming both
+    with caplog.at_level("WARNING", logger="backend.train"):
+        resumed, _ = resolve_resume(TrainConfig(runs=tmp_path / "runs", name="moved",
+                                                resume=True, data=tmp_path / "elsewhere"))
+    assert resumed.data == tmp_path / "elsewhere"
+    assert f"--data {tmp_path / 'elsewhere'}; the run was trained on {trained_on}" in caplog.text
+
+
+def test_a_run_without_loss_scaling_resumes_with_it(source_only_run, tmp_path):
+    """A checkpoint saved with the scaler off (CPU, --no-amp) holds an empty scaler state;
+    a resumed run with fp16 loss scaling on starts its scaler afresh instead of failing."""
+    from backend.train import TrainingNet, build_optimizers, restore_training_state
+
+    ckpt = torch.load(Path(source_only_run["run_dir"]) / "checkpoint.pt", weights_only=True)
+    assert ckpt["scaler"] == {}
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    net = TrainingNet(cfg)
+    opts = build_optimizers(net, cfg)
+    scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1.0) for k, o in opts.items()}
+
+    class EnabledScaler:  # torch's GradScaler cannot be enabled without CUDA
+        def is_enabled(self):
+            return True
+
+        def load_state_dict(self, state):
+            raise AssertionError("an empty scaler state must not be loaded")
+
+    info = restore_training_state(ckpt, net, opts, scheds, EnabledScaler())
+    assert info.step == ckpt["model"]["info"]["step"]
+
+
+def test_cuda_means_this_processs_gpu(monkeypatch):
+    from backend import train as train_module
+
+    chosen = []
+    monkeypatch.setattr(train_module.torch.cuda, "set_device", chosen.append)
+    assert str(train_module.resolve_device("cuda", 1)) == "cuda:1"
+    assert str(train_module.resolve_device("cuda:0", 1)) == "cuda:0"
+    assert [str(d) for d in chosen] == ["cuda:1", "cuda:0"]
+    assert str(train_module.resolve_device("cpu", 1)) == "cpu"
+
+
+@pytest.mark.parametrize("flag", ["--log-every", "--eval-every", "--checkpoint-every",
+                                  "--batch-size", "--steps"])
+def test_zero_counts_are_refused_before_training(tiny_data, tmp_path, flag):
+    cfg = tiny_config(tiny_data, tmp_path, "source-only", 2, flag, "0")
+    with pytest.raises(ValueError, match=f"{flag} must be at least 1, got 0"):
+        train(cfg)
+    assert not (tmp_path / "source-only").exists()
+
+
+def test_unreadable_target_photos_are_skipped(tiny_data, tmp_path, caplog):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    good = sorted((tiny_data / "renders_photo").rglob("*.png"))[:3]
+    for i, png in enumerate(good):
+        Image.open(png).convert("RGB").save(photos / f"photo{i}.jpg")
+    (photos / "._photo0.jpg").write_bytes(b"\0\5\26\7 AppleDouble")  # macOS metadata
+    (photos / ".thumbnails").mkdir()
+    Image.open(good[0]).save(photos / ".thumbnails" / "t.png")
+    data = (photos / "photo1.jpg").read_bytes()
+    (photos / "photo1.jpg").write_bytes(data[:len(data) // 3])  # truncated download
+    cfg = tiny_config(tiny_data, tmp_path / "runs", "unsupervised", 3, "--target-images",
+                      str(photos))
+    target = build_datasets(cfg)["target"]
+    assert [p.name for p in target.files] == ["photo0.jpg", "photo1.jpg", "photo2.jpg"]
+    with caplog.at_level("WARNING", logger="backend.data"):
+        items = [target[i] for i in range(3)]
+        again = target[1]
+    assert [Path(it["path"]).name for it in items] == ["photo0.jpg", "photo2.jpg", "photo2.jpg"]
+    assert torch.equal(again["image"], items[1]["image"])  # the same stand-in every time
+    assert caplog.text.count("photo1.jpg") == 1  # warned once
+    assert train(cfg)["step"] == 3
+
+
 # ------------------------------------------------------------------------- checkpoints
 
 
