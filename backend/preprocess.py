@@ -9,7 +9,9 @@ Steps:
 
 1. :func:`load_image` decodes a path, encoded bytes, a PIL image or a uint8 array; the pixel
    count is checked from the header *before* decoding (decompression bombs), and the EXIF
-   orientation is applied, so crop boxes are in the image as it is displayed.
+   orientation is applied, so crop boxes are in the image as it is displayed. A JPEG over the
+   pixel cap (a 50 or 200 megapixel phone photo) is decoded at 1/2, 1/4 or 1/8 scale instead
+   of refused; crop boxes stay in the full image's pixels.
 2. Transparency (RGBA, LA, PA, palette or grayscale with a transparent colour) is composited
    over **white**: training's synthetic renders are RGBA on a transparent background, and so
    are user PNGs cut out of their background. Grayscale and 16-bit images become 8-bit RGB.
@@ -52,6 +54,7 @@ ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image |
 Box = tuple[float, float, float, float]
 
 _WHITE = 255
+DECODE_SCALE = "decode_scale"  # img.info key set by a reduced JPEG decode
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
@@ -114,9 +117,26 @@ def _open_encoded(data: bytes, what: str, max_pixels: int) -> Image.Image:
         raise ImageError(f"{what}: too many pixels ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{what}: not a decodable image ({exc})") from exc
+    _reduce_jpeg(img, max_pixels)
     _check_pixels(img.size, max_pixels, what)
     _decode(img, what)
     return img
+
+
+def _reduce_jpeg(img: Image.Image, max_pixels: int) -> None:
+    """Let a JPEG over ``max_pixels`` decode at the largest of 1/2, 1/4, 1/8 scale that fits
+    (the decoder skips the detail, so the full image is never in memory). The scale is kept in
+    ``img.info[DECODE_SCALE]`` (full-image pixels per decoded pixel)."""
+    w, h = img.size
+    if img.format != "JPEG" or w * h <= max_pixels:
+        return
+    for k in (2, 4, 8):
+        want = (math.ceil(w / k), math.ceil(h / k))
+        if want[0] * want[1] <= max_pixels:
+            img.draft(img.mode, want)
+            if img.size != (w, h):
+                img.info[DECODE_SCALE] = w / img.size[0]
+            return
 
 
 def _decode(img: Image.Image, what: str) -> None:
@@ -214,13 +234,14 @@ def _place(rgb: np.ndarray, box: tuple[int, int, int, int], fill: int | None) ->
     return np.pad(inside, pad, mode="edge")
 
 
-def _crop_box(crop: Sequence[float], width: int, height: int, max_pixels: int = MAX_PIXELS
-              ) -> tuple[int, int, int, int]:
-    """Validate ``(x, y, w, h)`` and round it to whole pixels ``(x0, y0, x1, y1)``. The box
-    may reach past the border (padding), but its square may hold at most ``4 * max_pixels``
-    pixels: a huge box on a small image would otherwise allocate gigabytes."""
+def _crop_box(crop: Sequence[float], width: int, height: int, max_pixels: int = MAX_PIXELS,
+              scale: float = 1.0) -> tuple[int, int, int, int]:
+    """Validate ``(x, y, w, h)`` and round it to whole pixels ``(x0, y0, x1, y1)`` of the
+    decoded image (``scale`` full-image pixels per decoded pixel). The box may reach past the
+    border (padding), but its square may hold at most ``4 * max_pixels`` pixels: a huge box on
+    a small image would otherwise allocate gigabytes."""
     try:
-        x, y, w, h = (float(v) for v in crop)
+        x, y, w, h = (float(v) / scale for v in crop)
     except (TypeError, ValueError) as exc:
         raise ImageError(f"crop box must be four numbers (x, y, w, h), got {crop!r}") from exc
     if not all(math.isfinite(v) for v in (x, y, w, h)):
@@ -230,7 +251,8 @@ def _crop_box(crop: Sequence[float], width: int, height: int, max_pixels: int = 
     if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
         raise ImageError(f"crop box {crop!r} has a non-positive size (at least one pixel)")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-        raise ImageError(f"crop box {crop!r} lies outside the {width}x{height} image")
+        raise ImageError(f"crop box {crop!r} lies outside the {round(width * scale)}x"
+                         f"{round(height * scale)} image")
     if max(x1 - x0, y1 - y0) ** 2 > 4 * max_pixels:
         raise ImageError(f"crop box {crop!r} is too large: its square would hold more than "
                          f"{4 * max_pixels} pixels")
@@ -281,10 +303,13 @@ def preprocess(source: ImageSource, size: int = IMAGE_SIZE, crop: Sequence[float
     """
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
-    rgb, had_alpha = to_rgb(load_image(source, max_pixels))
+    img = load_image(source, max_pixels)
+    scale = img.info.get(DECODE_SCALE, 1.0)
+    rgb, had_alpha = to_rgb(img)
     fill = _WHITE if had_alpha else None  # transparency was composited over white
     if crop is not None:
-        rgb = _place(rgb, _crop_box(crop, rgb.shape[1], rgb.shape[0], max_pixels), fill)
+        box = _crop_box(crop, rgb.shape[1], rgb.shape[0], max_pixels, scale)
+        rgb = _place(rgb, box, fill)
     rgb = _resize(_square(rgb, fill), size)  # (size, size, 3) uint8
     return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
 

@@ -156,6 +156,26 @@ def test_square_box_around_frames_like_the_renders():
     assert (w, h) == (80, 80) and (x + w / 2, y + h / 2) == (20, 40)
 
 
+def test_a_jpeg_over_the_pixel_cap_is_decoded_smaller_not_refused():
+    """A 50-200 MP phone JPEG is decoded at 1/2..1/8 scale; its crop box stays in full-image
+    pixels and gives the same network input as a full decode."""
+    photo = _encode(Image.fromarray(_photo(800, 600)), "JPEG")
+    full = load_image(photo)
+    assert full.size == (800, 600)
+    reduced = load_image(photo, max_pixels=60_000)  # 480 000 pixels: 1/4 scale fits
+    assert reduced.size == (200, 150) and reduced.info["decode_scale"] == 4.0
+    crop = (300, 100, 400, 400)
+    np.testing.assert_allclose(preprocess(photo, crop=crop, max_pixels=60_000),
+                               preprocess(photo, crop=crop), atol=0.08)
+    with pytest.raises(ImageError, match="outside the 800x600 image"):
+        preprocess(photo, crop=(900, 0, 10, 10), max_pixels=60_000)
+    with pytest.raises(ImageError, match="too many pixels"):  # even 1/8 is over the cap
+        load_image(photo, max_pixels=5_000)
+    png = _encode(Image.fromarray(_photo(800, 600)), "PNG")  # no reduced decode for PNG
+    with pytest.raises(ImageError, match="too many pixels"):
+        load_image(png, max_pixels=60_000)
+
+
 @pytest.fixture
 def no_decoding(monkeypatch):
     """Fail the test if any pixel data gets decoded."""
