@@ -21,7 +21,7 @@ from synth_render.shapenet import find_models
 from synth_render.taxonomy import ALL_SYNSETS
 from synth_render.voxelize import run_voxelize
 
-from .splits import load_splits, make_splits, save_splits, write_model_lists
+from .splits import SUBSETS, Splits, load_splits, make_splits, save_splits, write_model_lists
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,32 @@ class DataConfig:
     workers: int = 2
 
 
+def _updated_splits(path: Path, keys: list[str]) -> Splits:
+    """The split file at ``path`` with ``keys`` added (a rerun with a larger ``--per-class``).
+
+    A key's subset depends only on its id, so shapes already split stay where they are; a
+    file whose stored keys disagree with that rule was made some other way and is refused
+    rather than rewritten."""
+    stored = load_splits(path) if path.is_file() else Splits()
+    splits = make_splits([*(k for n in SUBSETS for k in stored.subset(n)), *keys])
+    assigned = {k: n for n in SUBSETS for k in splits.subset(n)}
+    moved = [k for n in SUBSETS for k in stored.subset(n) if assigned[k] != n]
+    if moved:
+        raise ValueError(f"{path}: {len(moved)} shapes (e.g. {moved[0]}) are not in the subset "
+                         "this version assigns them; build into a new --out folder")
+    if splits != stored:
+        added = sum(len(splits.subset(n)) - len(stored.subset(n)) for n in SUBSETS)
+        if path.is_file():
+            log.info("adding %d new shapes to %s", added, path)
+        save_splits(splits, path)
+    return splits
+
+
 def build_dataset(cfg: DataConfig) -> int:
     """Build (or finish building) the data set; returns an exit code."""
     shapes = cfg.out / "shapes"
     failures = run_shapes(ShapesConfig(shapes, list(ALL_SYNSETS), cfg.per_class, cfg.seed))
-    split_path = cfg.out / "splits.json"
-    if split_path.is_file():
-        splits = load_splits(split_path)
-    else:
-        splits = make_splits(r.key for r in find_models(shapes))
-        save_splits(splits, split_path)
+    splits = _updated_splits(cfg.out / "splits.json", [r.key for r in find_models(shapes)])
     lists = write_model_lists(splits, cfg.out / "lists")
     failures += run_voxelize(VoxelizeConfig(shapes, cfg.out / "voxels", res=32,
                                             workers=cfg.workers))

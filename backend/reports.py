@@ -184,9 +184,9 @@ def compare_reports(specs: Sequence[str | os.PathLike]) -> dict:
 
     Per group: mean ± std (sample std over runs, e.g. seeds) of the class-mean figures and of
     each class's IoU. With groups ``source-only`` and ``oracle`` at least ``MIN_GAP_IOU`` apart
-    in mean IoU, also each other group's domain-adaptation gain (``gain``) of the group means
-    for IoU and F-score; the top-level ``domain_adaptation_gain`` is the ``unsupervised``
-    group's.
+    in mean IoU, and all reports scored on one data set, also each other group's
+    domain-adaptation gain (``gain``) of the group means for IoU and F-score; the top-level
+    ``domain_adaptation_gain`` is the ``unsupervised`` group's.
     """
     runs: dict[str, list[dict]] = {}
     datasets = set()
@@ -195,10 +195,12 @@ def compare_reports(specs: Sequence[str | os.PathLike]) -> dict:
         report = json.loads(Path(path).read_text())
         runs.setdefault(_group_label(spec, report), []).append({"path": path, "report": report})
         datasets.add(json.dumps(report.get("dataset"), sort_keys=True))
-    if len(datasets) > 1:
-        log.warning("the reports were evaluated on %d different data sets", len(datasets))
+    same_data = len(datasets) == 1
+    if not same_data:  # e.g. photo-style and synthetic reports of one run, unlabelled
+        log.warning("the reports were evaluated on %d different data sets: their groups are "
+                    "not comparable, so no adaptation gain is computed", len(datasets))
     groups = {label: _group_figures(items) for label, items in runs.items()}
-    if _iou_gap(groups) >= MIN_GAP_IOU:
+    if same_data and _iou_gap(groups) >= MIN_GAP_IOU:
         bounds = [groups[g]["class_mean"] for g in ("source-only", "oracle")]
         for label, group in groups.items():
             if label not in ("source-only", "oracle"):
@@ -207,7 +209,7 @@ def compare_reports(specs: Sequence[str | os.PathLike]) -> dict:
                                  for k in GAIN_KEYS}
     return {"version": REPORT_VERSION, "groups": groups,
             "domain_adaptation_gain": groups.get("unsupervised", {}).get("gain"),
-            "same_data": len(datasets) == 1}
+            "same_data": same_data}
 
 
 def _iou_gap(groups: dict) -> float:

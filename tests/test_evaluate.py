@@ -309,6 +309,11 @@ def test_compare_reports_mean_std_and_gain(tmp_path):
     assert flat["domain_adaptation_gain"] is None
     assert "gain" not in flat["groups"]["unsupervised"]
     assert "Domain-adaptation gain" not in reports.comparison_markdown(flat)
+    # Reports of different data sets (a photo-style and a synthetic one) give no gain.
+    other = json.loads(paths[-3].read_text()) | {"dataset": {"kind": "pix3d"}}
+    (tmp_path / "oracle-pix3d.json").write_text(json.dumps(other))
+    mixed = reports.compare_reports([*paths[:5], tmp_path / "oracle-pix3d.json"])
+    assert not mixed["same_data"] and mixed["domain_adaptation_gain"] is None
     # LABEL=path overrides the checkpoint's mode.
     relabelled = reports.compare_reports([f"mine={paths[0]}"])
     assert list(relabelled["groups"]) == ["mine"] and relabelled["domain_adaptation_gain"] is None

@@ -46,3 +46,23 @@ def test_round_trip_and_errors(tmp_path):
     bad.write_text('{"version": 7}')
     with pytest.raises(ValueError, match="version"):
         S.load_splits(bad)
+
+
+def test_a_dataset_rebuilt_with_more_shapes_splits_the_new_ones(tmp_path):
+    """``backend dataset --per-class`` raised on an existing folder: the stored split file
+    grows, shapes already split stay put, and a file made by other rules is refused."""
+    from backend.build_data import _updated_splits
+
+    path = tmp_path / "splits.json"
+    first = [f"{ALL_SYNSETS[0]}/{model_id(0, ALL_SYNSETS[0], i)}" for i in range(40)]
+    more = first + [f"{ALL_SYNSETS[0]}/{model_id(0, ALL_SYNSETS[0], i)}" for i in range(40, 80)]
+    small = _updated_splits(path, first)
+    big = _updated_splits(path, more)
+    assert S.load_splits(path) == big == S.make_splits(more)
+    for name in S.SUBSETS:
+        assert set(small.subset(name)) <= set(big.subset(name))
+    assert _updated_splits(path, first) == big  # fewer shapes on disk: nothing is dropped
+    odd = S.Splits(test=list(big.source_train), source_train=list(big.test))
+    S.save_splits(odd, path)
+    with pytest.raises(ValueError, match="not in the subset"):
+        _updated_splits(path, more)
