@@ -149,6 +149,11 @@ def surface_fscore(probs, gt, threshold: float, n_points: int = 8192, seed: int 
     (:func:`reference_count`), so the figure estimates the point-to-surface F-score: with
     point-to-point distances between two independent 8192-point samples a perfect prediction
     would score only about 0.75 at tau = 1 %. NaN when the ground truth is empty.
+
+    The prediction's surface is the probability contour at ``threshold``, which is the mesh
+    the daemon sends, so F measures what users receive. Unlike IoU it therefore depends on
+    confidence: a shape predicted at 0.45 inside and 0 outside has IoU 1 but a surface
+    shifted about a third of a voxel outwards (F@1% 0.57 on a sphere at threshold 0.4).
     """
     gt_q, gt_ref = _surface_samples(gt, GT_THRESHOLD, n_points, seed, tau)
     if len(gt_q) == 0:
