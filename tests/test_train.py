@@ -357,6 +357,37 @@ def test_resume_without_data_flags_keeps_the_runs_data(source_only_run, tmp_path
     assert f"--data {tmp_path / 'elsewhere'}; the run was trained on {trained_on}" in caplog.text
 
 
+def test_average_of_snapshots_is_the_mean_model_with_its_own_threshold(source_only_run,
+                                                                        tiny_data, tmp_path):
+    from backend.checkpoint import save_model
+    from backend.cli import main as backend_main
+
+    last = Path(source_only_run["run_dir"]) / "model.pt"
+    model, info = load_model(last)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    earlier = tmp_path / "model-20.pt"
+    save_model(earlier, model, dataclasses.replace(info, step=20))
+    out = tmp_path / "averaged.pt"
+    assert backend_main(["average", str(earlier), str(last), "--out", str(out),
+                         "--data", str(tiny_data), "--device", "cpu"]) == 0
+    averaged, avg_info = load_model(out)
+    a, b = load_model(earlier)[0].state_dict(), load_model(last)[0].state_dict()
+    for key, value in averaged.state_dict().items():
+        torch.testing.assert_close(value, (a[key] + b[key]) / 2)
+    assert avg_info.step == 30 and avg_info.metrics["averaged_steps"] == [20, 30]
+    assert avg_info.threshold in TrainConfig().thresholds
+    assert 0.0 <= avg_info.metrics["val_iou"] <= 1.0 and avg_info.mode == "source-only"
+    # Snapshots of different networks are refused with a one-line error.
+    other = tmp_path / "other.pt"
+    save_model(other, Reconstructor(ModelConfig(image_size=info.image_size)), info)
+    assert backend_main(["average", str(other), str(last), "--out", str(tmp_path / "x.pt"),
+                         "--data", str(tiny_data), "--device", "cpu"]) == 2
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_a_run_without_loss_scaling_resumes_with_it(source_only_run, tmp_path):
     """A checkpoint saved with the scaler off (CPU, --no-amp) holds an empty scaler state;
     a resumed run with fp16 loss scaling on starts its scaler afresh instead of failing."""

@@ -1,0 +1,116 @@
+"""``python -m backend average``: one model from the mean weights of several snapshots.
+
+Snapshots taken along the tail of one run (e.g. its ``model.pt`` every 500 steps over the last
+few thousand) lie in one basin; their mean is often a better model than any of them (Polyak
+averaging, as in stochastic weight averaging). The network normalizes with GroupNorm only, so
+the mean needs no recomputed statistics. The averaged model gets its own occupancy threshold,
+chosen on the data set's ``source_val`` split exactly as training chooses it, so the figures it
+carries are comparable with a trained model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class AverageConfig:
+    snapshots: list[Path]
+    out: Path
+    data: Path = Path("data/procedural")
+    val_views: int = 2
+    device: str = "auto"
+
+
+def average_state_dicts(states: list[dict]) -> dict:
+    """Elementwise mean of floating-point tensors; other entries from the last state."""
+    import torch
+
+    if not states:
+        raise ValueError("nothing to average")
+    keys = states[0].keys()
+    if any(s.keys() != keys for s in states):
+        raise ValueError("the snapshots have different parameters (not the same network)")
+    out = {}
+    for key, last in states[-1].items():
+        if torch.is_floating_point(last):
+            out[key] = torch.stack([s[key].float() for s in states]).mean(0).to(last.dtype)
+        else:
+            out[key] = last.clone()
+    return out
+
+
+def load_snapshots(paths: list[Path]) -> tuple[list, list]:
+    """Models and infos of ``paths`` (``model.pt`` or ``checkpoint.pt`` files) on the CPU;
+    refuses snapshots of different architectures, input sizes or training modes."""
+    from .checkpoint import load_model
+
+    loaded = [load_model(p, "cpu") for p in paths]
+    models, infos = [m for m, _ in loaded], [i for _, i in loaded]
+    first = infos[0]
+    for path, info in zip(paths, infos, strict=True):
+        for field in ("config", "image_size", "mode", "classes"):
+            if getattr(info, field) != getattr(first, field):
+                raise ValueError(f"{path}: {field} differs from {paths[0]}'s; only snapshots "
+                                 "of one run can be averaged")
+    return models, infos
+
+
+def run_average(cfg: AverageConfig) -> int:
+    import torch
+
+    from .checkpoint import save_model
+    from .data import RenderVoxelDataset
+    from .splits import load_splits
+    from .train import TrainConfig, resolve_device, validate
+
+    if len(cfg.snapshots) < 2:
+        raise ValueError("average needs at least two snapshots")
+    models, infos = load_snapshots(cfg.snapshots)
+    model = models[-1]
+    model.load_state_dict(average_state_dicts([m.state_dict() for m in models]))
+    device = resolve_device(cfg.device, 0)
+    splits = load_splits(Path(cfg.data) / "splits.json")
+    val = RenderVoxelDataset(Path(cfg.data) / "renders_synthetic", Path(cfg.data) / "voxels",
+                             splits.source_val, int(infos[-1].image_size),
+                             views=cfg.val_views, voxel_res=model.cfg.voxel_size)
+    with torch.no_grad():
+        res = validate(model.to(device), val, TrainConfig().thresholds, device)
+    steps = sorted(int(i.step) for i in infos)
+    metrics = {k: v for k, v in res.items() if k != "threshold"}
+    metrics["averaged_steps"] = steps
+    info = dataclasses.replace(infos[-1], threshold=res["threshold"], metrics=metrics,
+                               step=steps[-1])
+    save_model(cfg.out, model.cpu(), info)
+    log.info("averaged %d snapshots (steps %s): source_val IoU %.4f at threshold %.2f "
+             "(the last snapshot alone: %s) -> %s", len(models), steps, res["val_iou"],
+             res["threshold"], _last_val(infos[-1]), cfg.out)
+    return 0
+
+
+def _last_val(info) -> str:
+    value = info.metrics.get("val_iou")
+    return "n/a" if value is None else f"{value:.4f} at {info.threshold:.2f}"
+
+
+def add_average_parser(subparsers) -> argparse.ArgumentParser:
+    d = AverageConfig(snapshots=[], out=Path())
+    p = subparsers.add_parser("average", help="average the weights of one run's snapshots",
+                              description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("snapshots", nargs="+", type=Path,
+                   help="model.pt (or checkpoint.pt) files of one run")
+    p.add_argument("--out", type=Path, required=True, help="the averaged model.pt to write")
+    p.add_argument("--data", type=Path, default=d.data,
+                   help="data set whose source_val split picks the threshold (the run's)")
+    p.add_argument("--val-views", type=int, default=d.val_views,
+                   help="views per source_val shape (training's --val-views)")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
+    p.set_defaults(func=lambda a: run_average(AverageConfig(
+        a.snapshots, a.out, a.data, a.val_views, a.device)))
+    return p
