@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml | $(PY)
 
 venv: $(STAMP)
 
+# pytest's exit code 5 ("no tests collected") must fail too; make then exits 2 like any error.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: failing" >&2; exit $$rc
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from synth_render import commands
+from synth_render.commands import positive_int
 
 
 def _add_dataset(sub) -> None:
@@ -14,11 +15,11 @@ def _add_dataset(sub) -> None:
     d = DataConfig()
     p = sub.add_parser("dataset", help="build the procedural training/evaluation data set")
     p.add_argument("--out", type=Path, default=d.out)
-    p.add_argument("--per-class", type=int, default=d.per_class)
-    p.add_argument("--views", type=int, default=d.views)
-    p.add_argument("--size", type=int, default=d.size)
+    p.add_argument("--per-class", type=positive_int, default=d.per_class)
+    p.add_argument("--views", type=positive_int, default=d.views)
+    p.add_argument("--size", type=positive_int, default=d.size)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--workers", type=positive_int, default=d.workers)
     p.set_defaults(func=_cmd_dataset)
 
 

@@ -33,12 +33,11 @@ from synth_render import r2n2
 from synth_render.atomic import atomic_write_text
 from synth_render.binvox import read_binvox
 from synth_render.demo import DEMO_SEED, DemoData, Steps, build_demo_data, data_steps
-from synth_render.shapenet import find_models
 from synth_render.taxonomy import class_name, resolve_classes
 
 from .checkpoint import DEFAULT_WEIGHTS
 from .dataclass_args import add_dataclass_arguments, arg, dataclass_from_args
-from .protocol.client import ReconClient, ServerUnavailable
+from .protocol.client import ClientError, ReconClient, ServerUnavailable
 from .protocol.daemon_process import DaemonError, LocalDaemon
 from .protocol.messages import MESH_FORMATS
 
@@ -117,8 +116,8 @@ def run(cfg: DemoConfig) -> int:
     steps("starting the daemon (weights %s; its log: %s)", cfg.checkpoint, daemon_log)
     with running_daemon(cfg.checkpoint, cfg.port, daemon_log, cfg.start_timeout) as endpoint:
         steps("reconstructing %d input(s) through the daemon at %s", len(inputs), endpoint)
-        results = reconstruct_all(inputs, endpoint, cfg.out / "meshes", cfg.format,
-                                  cfg.request_timeout)
+        results, failed = reconstruct_all(inputs, endpoint, cfg.out / "meshes", cfg.format,
+                                          cfg.request_timeout)
         gallery = cfg.out / "gallery.png"
         steps("rendering the gallery (input | prediction | ground truth) into %s", gallery)
         write_demo_gallery(results, gallery, cfg.workers)
@@ -129,7 +128,7 @@ def run(cfg: DemoConfig) -> int:
         steps("building the Blender add-on zip into %s", addon)
         addon_ok = build_addon(addon) if cfg.addon else _skip_addon()
         steps("stopping the daemon")
-    failures = data.failures + (0 if addon_ok else 1)
+    failures = data.failures + failed + (0 if addon_ok else 1)
     _print_locations(cfg.out, data, addon if cfg.addon else None)
     log.info("demo finished in %.0f s%s", time.monotonic() - started,
              f" with {failures} failure(s)" if failures else "")
@@ -150,7 +149,7 @@ def find_inputs(data: DemoData, views: int) -> list[InputImage]:
     """Every complete rendered view, per shape, style and view index (a shape's styles share
     their viewpoints, so its rows sit together for comparison)."""
     inputs = []
-    for ref in find_models(data.shapes):
+    for ref in data.models():
         for style, renders in data.renders.items():
             rdir = r2n2.rendering_dir(renders, ref.synset, ref.model_id)
             if not r2n2.is_complete(rdir, views):
@@ -206,16 +205,26 @@ def running_daemon(checkpoint: Path, port: int, log_path: Path,
 
 
 def reconstruct_all(inputs: list[InputImage], endpoint: str, meshes: Path, fmt: str,
-                    timeout_s: float) -> list[Reconstruction]:
-    """Send each input to the daemon, write its mesh and score its voxels."""
+                    timeout_s: float) -> tuple[list[Reconstruction], int]:
+    """Send each input to the daemon, write its mesh and score its voxels; also how many
+    inputs failed. A refused input is logged and skipped; a daemon that stops answering ends
+    the loop, keeping what was done for the gallery and the metrics."""
     from tqdm import tqdm
 
     meshes.mkdir(parents=True, exist_ok=True)
     results = []
     with ReconClient(endpoint, timeout_s=timeout_s, retries=1) as client:
         for item in tqdm(inputs, unit="image", desc="reconstruct"):
-            reply = client.reconstruct([item.image.read_bytes()], format=fmt,
-                                       outputs=["mesh", "voxels"])
+            try:
+                reply = client.reconstruct([item.image.read_bytes()], format=fmt,
+                                           outputs=["mesh", "voxels"])
+            except ServerUnavailable as exc:
+                log.error("the daemon stopped answering (%s); %d input(s) not reconstructed",
+                          exc, len(inputs) - len(results))
+                break
+            except (ClientError, OSError) as exc:
+                log.error("%s: %s", item.name, exc)
+                continue
             mesh = None
             if reply.mesh is not None:
                 mesh = meshes / f"{item.name}.{fmt}"
@@ -223,7 +232,7 @@ def reconstruct_all(inputs: list[InputImage], endpoint: str, meshes: Path, fmt: 
             results.append(Reconstruction(item, reply.views[0].class_name,
                                           _iou(reply.voxels, item.voxels, reply.threshold),
                                           mesh, reply.voxels, reply.threshold))
-    return results
+    return results, len(inputs) - len(results)
 
 
 def _iou(probs: np.ndarray, voxel_file: Path, threshold: float) -> float | None:
@@ -250,6 +259,9 @@ def write_demo_gallery(results: list[Reconstruction], path: Path, workers: int) 
         label = f"{class_name(r.input.synset)} ({r.input.style})\nIoU {_fmt(r.iou)}"
         view = (r.input.view.azimuth, r.input.view.elevation, r.input.view.distance_ratio)
         rows.append(GalleryRow(image, label, r.probs, r.threshold, gt, view))
+    if not rows:
+        log.warning("no reconstruction to show: %s not written", path)
+        return
     write_gallery(rows, path, workers)
 
 

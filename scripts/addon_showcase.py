@@ -12,6 +12,7 @@ with the predicted class).
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
 import sys
 import tempfile
@@ -41,14 +42,15 @@ def _inputs(work: Path, cfg: ShowcaseConfig) -> list[tuple[str, Path]]:
     """``(label, png)`` per class and style: a synthetic render and a photo-style one."""
     from synth_render import r2n2
     from synth_render.demo import build_demo_data
-    from synth_render.shapenet import find_models
     from synth_render.taxonomy import class_name, resolve_classes
 
     data = build_demo_data(work, resolve_classes(cfg.classes), per_class=1, views=1, size=128,
                            seed=cfg.seed, workers=1, styles=("synthetic", "photo"))
+    if data.failures:
+        raise SystemExit(f"building the inputs failed ({data.failures} step(s)); see the log")
     return [(f"{class_name(ref.synset)} {style}",
              r2n2.rendering_dir(tree, ref.synset, ref.model_id) / r2n2.view_file_name(0))
-            for ref in find_models(data.shapes) for style, tree in data.renders.items()]
+            for ref in data.models() for style, tree in data.renders.items()]
 
 
 def _reconstruct(bpy, photos: list[Path], names: list[str]) -> None:
@@ -133,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     from backend.protocol import LocalDaemon
 
     work = Path(tempfile.mkdtemp(prefix="showcase_"))
+    try:
+        return _showcase(cfg, work, bpy, addon_utils, LocalDaemon)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _showcase(cfg: ShowcaseConfig, work: Path, bpy, addon_utils, LocalDaemon) -> int:
     names, photos = zip(*_inputs(work, cfg), strict=True)
     endpoint = _free_endpoint()
     daemon = LocalDaemon(sys.executable, endpoint)

@@ -24,7 +24,8 @@ for mode in $MODES; do
       --runs "$RUNS" --name "$name" --resume $TRAIN_ARGS
   for domain in photo synthetic; do
     out="$RUNS/$name/eval-$domain"
-    [ -f "$out/report.json" ] && continue
+    # done, and newer than the weights it scored (a longer rerun makes new weights)
+    [ "$out/report.json" -nt "$RUNS/$name/model.pt" ] && continue
     $PY -m backend eval --checkpoint "$RUNS/$name/model.pt" \
         --renders "$EVAL_DATA/renders_$domain" --voxels "$EVAL_DATA/voxels" \
         --split "$EVAL_DATA/splits.json" --subset test --views "$EVAL_VIEWS" \

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from . import commands
+from .commands import positive_float, positive_int
 from .config import RenderConfig, ShapesConfig, VoxelizeConfig
 from .shards import parse_shard
 from .taxonomy import resolve_classes
@@ -15,7 +16,7 @@ def _add_shapes(sub) -> None:
     p = sub.add_parser("shapes", help="procedural shape library (ShapeNetCore v2 layout)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--classes", default="all", help="comma-separated names or synset ids")
-    p.add_argument("--per-class", type=int, default=10)
+    p.add_argument("--per-class", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_shapes)
 
@@ -25,16 +26,16 @@ def _add_render(sub) -> None:
     p.add_argument("--shapes", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--style", choices=("synthetic", "photo"), default="synthetic")
-    p.add_argument("--views", type=int, default=24)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--views", type=positive_int, default=24)
+    p.add_argument("--size", type=positive_int, default=128)
+    p.add_argument("--workers", type=positive_int, default=2)
     p.add_argument("--shard", default=None, help="k/n: render only shard k of n")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classes", default="all")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per model")
-    p.add_argument("--models-per-worker", type=int, default=200)
-    p.add_argument("--max-rss-mb", type=float, default=2048.0)
-    p.add_argument("--samples", type=int, default=16, help="Cycles samples (photo style)")
+    p.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per model")
+    p.add_argument("--models-per-worker", type=positive_int, default=200)
+    p.add_argument("--max-rss-mb", type=positive_float, default=2048.0)
+    p.add_argument("--samples", type=positive_int, default=16, help="Cycles samples (photo style)")
     p.add_argument("--models", type=Path, default=None,
                    help="file of <synset>/<model_id> lines (e.g. one split): only those models")
     p.set_defaults(func=_cmd_render)
@@ -44,10 +45,10 @@ def _add_voxelize(sub) -> None:
     p = sub.add_parser("voxelize", help="solid binvox grids in ShapeNetVox32 layout")
     p.add_argument("--shapes", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--res", type=int, default=32)
+    p.add_argument("--res", type=positive_int, default=32)
     p.add_argument("--classes", default="all")
     p.add_argument("--shard", default=None)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=positive_int, default=1)
     p.add_argument("--models", type=Path, default=None,
                    help="file of <synset>/<model_id> lines (e.g. one split): only those models")
     p.set_defaults(func=_cmd_voxelize)
@@ -55,14 +56,14 @@ def _add_voxelize(sub) -> None:
 
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="shapes -> both render styles -> voxels -> contact sheet")
-    p.add_argument("--out", type=Path, default=Path("work/demo"))
-    p.add_argument("--per-class", type=int, default=1)
-    p.add_argument("--views", type=int, default=4)
-    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--out", type=Path, default=Path("work/data-demo"))
+    p.add_argument("--per-class", type=positive_int, default=1)
+    p.add_argument("--views", type=positive_int, default=4)
+    p.add_argument("--size", type=positive_int, default=128)
     p.add_argument("--seed", type=int, default=1000,
                    help="shape seed; >= 1000 so demo shapes never overlap training data (< 1000)")
     p.add_argument("--classes", default="all")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=positive_int, default=2)
     p.set_defaults(func=_cmd_demo)
 
 

@@ -32,3 +32,25 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         logging.getLogger(parser.prog).error("%s: %s", type(exc).__name__, exc,
                                              exc_info=args.verbose)
         return 2
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` for counts and sizes: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse ``type`` for durations and limits: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -41,12 +41,19 @@ class Steps:
 
 @dataclass
 class DemoData:
-    """Where :func:`build_demo_data` put things, and how many items failed."""
+    """Where :func:`build_demo_data` put things, and how many of its steps had failures."""
 
     shapes: Path
     voxels: Path
     renders: dict[str, Path]  # style -> R2N2 rendering tree
     failures: int
+    keys: list[str] = field(default_factory=list)  # the shapes asked for; [] means all
+
+    def models(self) -> list:
+        """The asked-for shapes in the tree's order (an earlier run into the same folder, with
+        other classes or a larger ``per_class``, may have left others there)."""
+        wanted = set(self.keys)
+        return [ref for ref in find_models(self.shapes) if not wanted or ref.key in wanted]
 
 
 def data_steps(styles: Sequence[str]) -> int:
@@ -59,22 +66,28 @@ def build_demo_data(out: Path, synsets: Sequence[str] | None = None, per_class: 
                     styles: Sequence[str] = STYLES, steps: Steps | None = None) -> DemoData:
     """Shapes, renders in ``styles`` and 32³ voxels under ``out`` (resumable: a rerun skips
     finished work)."""
-    from .procedural import run_shapes
+    from .procedural import model_id, run_shapes
     from .render import run_render
     from .voxelize import run_voxelize
 
     steps = steps or Steps(data_steps(styles))
+    synsets = list(synsets or ALL_SYNSETS)
+    keys = [f"{s}/{model_id(seed, s, i)}" for s in synsets for i in range(per_class)]
     data = DemoData(out / "shapes", out / "voxels",
-                    {style: out / f"renders_{style}" for style in styles}, 0)
+                    {style: out / f"renders_{style}" for style in styles}, 0, keys)
     steps("generating %d shape(s) per class into %s", per_class, data.shapes)
-    data.failures += run_shapes(ShapesConfig(data.shapes, list(synsets or ALL_SYNSETS),
-                                             per_class, seed))
+    data.failures += bool(run_shapes(ShapesConfig(data.shapes, synsets, per_class, seed)))
+    out.mkdir(parents=True, exist_ok=True)
+    listing = out / "models.txt"  # render and voxelize these shapes only
+    listing.write_text("".join(f"{key}\n" for key in keys))
     for style, dest in data.renders.items():
         steps("rendering %d view(s) per shape in the %s style into %s", views, style, dest)
-        data.failures += run_render(RenderConfig(data.shapes, dest, style=style, views=views,
-                                                 size=size, workers=workers, seed=seed))
+        data.failures += bool(run_render(RenderConfig(
+            data.shapes, dest, style=style, views=views, size=size, workers=workers, seed=seed,
+            models=listing)))
     steps("voxelizing (32³) into %s", data.voxels)
-    data.failures += run_voxelize(VoxelizeConfig(data.shapes, data.voxels, res=32))
+    data.failures += bool(run_voxelize(VoxelizeConfig(data.shapes, data.voxels, res=32,
+                                                      models=listing)))
     return data
 
 
@@ -82,7 +95,7 @@ def run_demo(out: Path, per_class: int = 1, views: int = 4, size: int = 128,
              seed: int = DEMO_SEED, workers: int = 2, synsets: list[str] | None = None) -> int:
     """Build a small data set of all 13 classes end to end and write ``contact_sheet.png``."""
     data = build_demo_data(out, synsets, per_class, views, size, seed, workers)
-    sheet = save_png(build_sheet(data.shapes, data.renders, data.voxels, min(views, 2)),
+    sheet = save_png(build_sheet(data.models(), data.renders, data.voxels, min(views, 2)),
                      out / "contact_sheet.png")
     log.info("contact sheet: %s", sheet)
     print(f"shapes   {data.shapes}\nrenders  {data.renders['synthetic']}  "
@@ -90,10 +103,11 @@ def run_demo(out: Path, per_class: int = 1, views: int = 4, size: int = 128,
     return 1 if data.failures else 0
 
 
-def build_sheet(shapes: Path, renders: dict[str, Path], vox: Path, views: int = 2):
-    """One row per model: ``views`` synthetic views, ``views`` photo views, the voxel grid."""
+def build_sheet(models: list, renders: dict[str, Path], vox: Path, views: int = 2):
+    """One row per model (:class:`~synth_render.shapenet.ModelRef`): ``views`` synthetic views,
+    ``views`` photo views, the voxel grid."""
     rows, labels = [], []
-    for ref in find_models(shapes):
+    for ref in models:
         row = []
         for dest in renders.values():
             rdir = r2n2.rendering_dir(dest, ref.synset, ref.model_id)

@@ -8,6 +8,7 @@ v2: ``<root>/<synset>/<model_id>/models/model_normalized.obj`` plus ``<root>/tax
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ import numpy as np
 
 from .atomic import atomic_write_text
 from .taxonomy import SYNSET_TO_LABEL
+
+log = logging.getLogger(__name__)
 
 V1_MESH = "model.obj"
 V2_MESH = os.path.join("models", "model_normalized.obj")
@@ -79,13 +82,27 @@ def read_model_list(path: str | os.PathLike) -> set[str]:
 def select_models(root: str | os.PathLike, synsets: Sequence[str] | None = None,
                   shard: tuple[int, int] = (0, 1),
                   model_list: str | os.PathLike | None = None) -> list[ModelRef]:
-    """The models of a tree that a job works on: class filter, then model list, then shard."""
+    """The models of a tree that a job works on: class filter, then model list, then shard.
+
+    Raises ``ValueError`` when nothing is selected before sharding (a wrong ``root`` or a list
+    of another tree's keys), and warns about listed keys that are not in the tree."""
     from .shards import take_shard
 
-    refs = find_models(root, synsets or None)
+    in_tree = find_models(root)
+    refs = [r for r in in_tree if not synsets or r.synset in synsets]
     if model_list is not None:
         wanted = read_model_list(model_list)
+        missing = wanted - {r.key for r in in_tree}
+        if missing:
+            log.warning("%d of the %d models listed in %s are not in %s (e.g. %s)",
+                        len(missing), len(wanted), model_list, root, min(missing))
         refs = [r for r in refs if r.key in wanted]
+    if not refs:
+        raise ValueError(f"no models selected under {root}"
+                         + (f" (classes {', '.join(synsets)})" if synsets else "")
+                         + (f" from the list {model_list}" if model_list is not None else "")
+                         + ": expected <synset>/<model_id>/model.obj or "
+                         "<synset>/<model_id>/models/model_normalized.obj")
     return take_shard(refs, [r.key for r in refs], shard)
 
 

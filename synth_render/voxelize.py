@@ -8,8 +8,8 @@ rarely watertight, so "inside" is decided by the voxel shell, not by the mesh, a
 Placement: a cube whose side ``scale`` is the largest bounding-box extent, centred on the
 bounding-box centre, so the object is centred and touches the grid along its longest axis.
 Voxel ``(i, j, k)`` covers ``translate + scale * [i, i + 1] / res`` (and likewise for j, k), in
-the mesh's own coordinates (ShapeNet v1 models are not normalized; the binvox header records
-where the grid sits).
+the mesh's own coordinates (v1 and v2 models are normalized differently; the binvox header
+records where the grid sits).
 
 Surface kernel: every triangle is moved to grid units (a voxel is the unit cube), then swept
 over the voxel columns of its bounding box along its dominant normal axis. The plane test gives

@@ -16,6 +16,7 @@ from backend import demo
 from backend.checkpoint import DEFAULT_WEIGHTS
 from backend.cli import main
 from synth_render import r2n2
+from synth_render.demo import DemoData
 
 
 @pytest.mark.blender
@@ -76,3 +77,63 @@ def test_metrics_table_has_every_input_and_a_mean_per_style():
     assert "| n/a |" in table  # no ground truth: no made-up number
     assert "| **mean of 1** | | photo | | **0.100** |" in table
     assert "| **mean of 1** | | synthetic | | **0.500** |" in table
+
+
+def _fake_demo_tree(root: Path, keys: list[str]) -> DemoData:
+    """Shapes (v2 layout, empty meshes) with one complete photo-style view each."""
+    renders = root / "renders_photo"
+    for key in keys:
+        synset, model_id = key.split("/")
+        mesh = root / "shapes" / synset / model_id / "models" / "model_normalized.obj"
+        mesh.parent.mkdir(parents=True)
+        mesh.write_text("v 0 0 0\n")
+        rdir = r2n2.rendering_dir(renders, synset, model_id)
+        rdir.mkdir(parents=True)
+        Image.new("RGBA", (8, 8)).save(rdir / r2n2.view_file_name(0))
+        r2n2.write_index(rdir, [r2n2.View(30.0, 27.0, 0.8)])
+    return DemoData(root / "shapes", root / "voxels", {"photo": renders}, 0)
+
+
+def test_inputs_are_the_shapes_asked_for_not_the_whole_folder(tmp_path):
+    """An earlier run (other classes, more shapes) left shapes in the folder: only the
+    requested ones are reconstructed and scored."""
+    chair, lamp = "03001627/" + "a" * 32, "03636649/" + "b" * 32
+    data = _fake_demo_tree(tmp_path, [chair, lamp])
+    data.keys = [chair]
+    assert [(i.synset, i.style) for i in demo.find_inputs(data, 1)] == [("03001627", "photo")]
+    data.keys = []  # nothing asked for in particular: everything in the tree
+    assert len(demo.find_inputs(data, 1)) == 2
+
+
+def test_a_refused_input_is_skipped_and_a_dead_daemon_ends_the_loop(tmp_path, monkeypatch):
+    from backend.protocol.client import RequestFailed, ServerUnavailable
+
+    keys = [f"03001627/{c * 32}" for c in "abcd"]
+    inputs = demo.find_inputs(_fake_demo_tree(tmp_path, keys), 1)
+    reply = type("Reply", (), {"mesh": b"mesh", "threshold": 0.4,
+                               "voxels": np.ones((32,) * 3, np.float32),
+                               "views": [type("View", (), {"class_name": "chair"})()]})()
+    answers = [RequestFailed("bad_image", "cannot decode"), reply,
+               ServerUnavailable("no reply in 60 s"), reply]
+
+    class FakeClient:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def reconstruct(self, images, **options):
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    monkeypatch.setattr(demo, "ReconClient", FakeClient)
+    results, failed = demo.reconstruct_all(inputs, "tcp://x", tmp_path / "meshes", "obj", 1.0)
+    assert [r.input.name for r in results] == [inputs[1].name] and failed == 3
+    assert len(answers) == 1  # nothing was sent after the daemon stopped answering
+    assert (tmp_path / "meshes" / f"{inputs[1].name}.obj").read_bytes() == b"mesh"

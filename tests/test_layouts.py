@@ -147,3 +147,35 @@ def test_select_models_applies_classes_list_and_shard(tmp_path):
     listing.write_text("not-a-key\n")
     with pytest.raises(ValueError, match="expected"):
         shapenet.select_models(tmp_path, model_list=listing)
+
+
+def test_an_empty_selection_is_an_error_and_unknown_keys_are_named(tmp_path, caplog):
+    shapenet.write_v2_model(tmp_path, "03001627", "m0", [_box_part()])
+    listing = tmp_path / "split.txt"
+    listing.write_text("03001627/m0\n03001627/elsewhere\n")
+    with caplog.at_level("WARNING", logger="synth_render.shapenet"):
+        assert [r.key for r in shapenet.select_models(tmp_path, model_list=listing)] == [
+            "03001627/m0"]
+    assert "1 of the 2 models listed" in caplog.text and "03001627/elsewhere" in caplog.text
+    listing.write_text("chair/abc\n")  # another tree's keys
+    with pytest.raises(ValueError, match="no models selected .* from the list"):
+        shapenet.select_models(tmp_path, model_list=listing)
+    with pytest.raises(ValueError, match="no models selected .*classes 04379243"):
+        shapenet.select_models(tmp_path, ["04379243"])
+    with pytest.raises(ValueError, match="no models selected"):  # --shapes one level off
+        shapenet.select_models(tmp_path / "03001627")
+
+
+@pytest.mark.parametrize("argv", [["shapes", "--per-class", "-3"], ["render", "--views", "0"],
+                                  ["render", "--size", "0"], ["voxelize", "--res", "x"],
+                                  ["render", "--timeout", "nan"]])
+def test_counts_and_sizes_below_one_are_refused_by_the_cli(tmp_path, argv, capsys):
+    from synth_render.cli import main
+
+    paths = ["--out", str(tmp_path / "out")] + ([] if argv[0] == "shapes" else
+                                                 ["--shapes", str(tmp_path)])
+    with pytest.raises(SystemExit) as exc:
+        main(argv + paths)
+    assert exc.value.code == 2
+    assert f"argument {argv[1]}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

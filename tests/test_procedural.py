@@ -97,7 +97,12 @@ def test_same_seed_same_bytes_and_prefix_property(tmp_path):
     assert len(shapenet.find_models(c)) == 6
     other = tmp_path / "other"
     run_shapes(ShapesConfig(other, synsets, per_class=1, seed=8))
-    assert not set(_tree_bytes(other)) - {"taxonomy.json"} & set(_tree_bytes(a))
+    tree_files = {"taxonomy.json", "procedural.json"}
+    assert not set(_tree_bytes(other)) - tree_files & set(_tree_bytes(a))
+    # Another seed into the same tree would make one data set of two: refused.
+    with pytest.raises(ValueError, match="holds shapes of --seed 8, not 7"):
+        run_shapes(ShapesConfig(other, synsets, per_class=1, seed=7))
+    assert len(shapenet.find_models(other)) == 2
 
 
 def test_rerun_skips_existing_models_and_counts_the_whole_tree(tmp_path):

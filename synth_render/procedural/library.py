@@ -11,12 +11,14 @@ holds near-duplicates, whatever the seed.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import atomic_write_text
 from ..config import ShapesConfig
 from ..shapenet import V2_MESH, Part, find_models, normalize_v2, write_taxonomy, write_v2_model
 from ..taxonomy import class_name
@@ -75,10 +77,27 @@ def class_shapes(seed: int, synset: str, count: int):
         yield i, parts, grid
 
 
+SEED_FILE = "procedural.json"  # the seed a procedural tree was generated with
+
+
+def _claim_seed(out: Path, seed: int) -> None:
+    """Record ``seed`` in ``out``, or refuse when the tree was made with another one: the
+    ids would not collide, but two seeds' shapes would silently form one data set."""
+    path = out / SEED_FILE
+    if path.is_file():
+        stored = json.loads(path.read_text()).get("seed")
+        if stored != seed:
+            raise ValueError(f"{out} holds shapes of --seed {stored}, not {seed}; "
+                             "choose another --out")
+    else:
+        atomic_write_text(path, json.dumps({"seed": seed}) + "\n")
+
+
 def run_shapes(cfg: ShapesConfig) -> int:
     """Generate ``cfg.per_class`` shapes per synset into ``cfg.out``; returns an exit code."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    _claim_seed(out, cfg.seed)
     written = skipped = 0
     with tqdm(total=len(cfg.synsets) * cfg.per_class, desc="shapes", unit="shape") as bar:
         for synset in cfg.synsets:

@@ -105,8 +105,9 @@ def _world_vertices(obj) -> np.ndarray:
 def normalize_objects(objects) -> None:
     """Centre on the joint bounding-box centre, scale to a unit bounding-box diagonal.
 
-    ShapeNet v1 meshes come in arbitrary units; v2 ones are already normalized (then this is a
-    no-op up to rounding). Only object transforms change, never mesh data (cheap).
+    ShapeNet v1 meshes fit a unit cube (a diagonal up to sqrt 3), other sources come in any
+    units; v2 ones are already normalized (then this is a no-op up to rounding). Only object
+    transforms change, never mesh data (cheap).
     """
     from mathutils import Matrix, Vector
 
