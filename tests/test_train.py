@@ -325,13 +325,16 @@ def test_existing_run_needs_resume(source_only_run):
         train(cfg)
 
 
-def test_resuming_with_other_steps_says_the_schedule_changes(source_only_run, tmp_path, caplog):
-    run_dir = tmp_path / "runs" / "longer"
+def _copy_run(run: dict, runs: Path, name: str) -> TrainConfig:
+    """``run``'s checkpoint under ``runs/name``; returns the config it was trained with."""
+    run_dir = runs / name
     run_dir.mkdir(parents=True)
-    (run_dir / "checkpoint.pt").write_bytes(
-        (Path(source_only_run["run_dir"]) / "checkpoint.pt").read_bytes())
-    saved = TrainConfig.from_dict(json.loads(
-        (Path(source_only_run["run_dir"]) / "config.json").read_text()))
+    (run_dir / "checkpoint.pt").write_bytes((Path(run["run_dir"]) / "checkpoint.pt").read_bytes())
+    return TrainConfig.from_dict(json.loads((Path(run["run_dir"]) / "config.json").read_text()))
+
+
+def test_resuming_with_other_steps_says_the_schedule_changes(source_only_run, tmp_path, caplog):
+    saved = _copy_run(source_only_run, tmp_path / "runs", "longer")
     cfg = dataclasses.replace(saved, runs=tmp_path / "runs", name="longer", steps=60, resume=True)
     with caplog.at_level("WARNING", logger="backend.train"):
         resumed, ckpt = resolve_resume(cfg)
@@ -340,12 +343,7 @@ def test_resuming_with_other_steps_says_the_schedule_changes(source_only_run, tm
 
 
 def test_resume_without_data_flags_keeps_the_runs_data(source_only_run, tmp_path, caplog):
-    run_dir = tmp_path / "runs" / "moved"
-    run_dir.mkdir(parents=True)
-    (run_dir / "checkpoint.pt").write_bytes(
-        (Path(source_only_run["run_dir"]) / "checkpoint.pt").read_bytes())
-    trained_on = TrainConfig.from_dict(json.loads(
-        (Path(source_only_run["run_dir"]) / "config.json").read_text())).data
+    trained_on = _copy_run(source_only_run, tmp_path / "runs", "moved").data
     # --data not given again: the run's own data set, not the default one
     resumed, _ = resolve_resume(TrainConfig(runs=tmp_path / "runs", name="moved", resume=True))
     assert resumed.data == trained_on and resumed.target_images is None
