@@ -62,8 +62,6 @@ def load_snapshots(paths: list[Path]) -> tuple[list, list]:
 
 
 def run_average(cfg: AverageConfig) -> int:
-    import torch
-
     from .checkpoint import save_model
     from .data import RenderVoxelDataset
     from .splits import load_splits
@@ -79,8 +77,7 @@ def run_average(cfg: AverageConfig) -> int:
     val = RenderVoxelDataset(Path(cfg.data) / "renders_synthetic", Path(cfg.data) / "voxels",
                              splits.source_val, int(infos[-1].image_size),
                              views=cfg.val_views, voxel_res=model.cfg.voxel_size)
-    with torch.no_grad():
-        res = validate(model.to(device), val, TrainConfig().thresholds, device)
+    res = validate(model.to(device), val, TrainConfig().thresholds, device)  # no_grad inside
     steps = sorted(int(i.step) for i in infos)
     metrics = {k: v for k, v in res.items() if k != "threshold"}
     metrics["averaged_steps"] = steps
