@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from synth_render import binvox, r2n2, shapenet, taxonomy, voxelize
+from synth_render import r2n2, shapenet, taxonomy, voxelize
 
 from .preprocess import (
     IMAGE_SIZE,
@@ -179,11 +179,12 @@ def _render_model(render_root: Path, key: str, views: int | None) -> _Model | No
 
 def read_voxel_grid(voxel_root: str | os.PathLike, key: str,
                     voxel_res: int = VOXEL_RES) -> np.ndarray | None:
-    """The (R, R, R) bool grid of ``key`` under an R2N2-layout voxel tree, or ``None`` when it
-    is missing, unreadable or not ``voxel_res``³ (logged at debug level)."""
+    """The (R, R, R) bool grid of ``key`` under an R2N2-layout voxel tree, in the canonical
+    frame, or ``None`` when it is missing, unreadable or not ``voxel_res``³ (logged at debug
+    level). Check the tree's conventions first (:func:`synth_render.r2n2.tree_conventions`)."""
     path = r2n2.voxel_path(Path(voxel_root), *_parse_key(key))
     try:
-        grid = binvox.read_binvox(path).grid
+        grid = r2n2.read_voxels(path).grid
     except (OSError, ValueError) as exc:
         log.debug("%s: no usable voxels (%s)", key, exc)
         return None
@@ -229,6 +230,9 @@ class RenderVoxelDataset(Dataset):
             raise ValueError(f"paste_p must be in [0, 1], got {paste_p}")
         self.size, self.augment, self.voxel_res = size, augment, voxel_res
         self.backgrounds, self.paste_p = backgrounds, paste_p
+        # Refuses trees from before the R2N2 conventions (their frame and azimuths differ).
+        r2n2.tree_conventions(render_root, r2n2.RENDERS)
+        r2n2.tree_conventions(voxel_root, r2n2.VOXELS)
         keys = list(dict.fromkeys(keys))
         self.models: list[_Model] = []
         self._packed: list[np.ndarray] = []

@@ -31,7 +31,6 @@ from PIL import Image
 
 from synth_render import r2n2
 from synth_render.atomic import atomic_write_text
-from synth_render.binvox import read_binvox
 from synth_render.demo import DEMO_SEED, DemoData, Steps, build_demo_data, data_steps
 from synth_render.taxonomy import class_name, resolve_classes
 
@@ -240,7 +239,7 @@ def _iou(probs: np.ndarray, voxel_file: Path, threshold: float) -> float | None:
 
     if not voxel_file.is_file():
         return None
-    gt = read_binvox(voxel_file).grid
+    gt = r2n2.read_voxels(voxel_file).grid
     return float(voxel_iou(probs, gt, threshold))
 
 
@@ -253,7 +252,7 @@ def write_demo_gallery(results: list[Reconstruction], path: Path, workers: int) 
 
     rows = []
     for r in results:
-        gt = read_binvox(r.input.voxels).grid if r.input.voxels.is_file() else None
+        gt = r2n2.read_voxels(r.input.voxels).grid if r.input.voxels.is_file() else None
         with Image.open(r.input.image) as im:
             image = im.convert("RGBA")
         label = f"{class_name(r.input.synset)} ({r.input.style})\nIoU {_fmt(r.iou)}"

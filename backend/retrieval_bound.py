@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synth_render import r2n2
 from synth_render.atomic import atomic_write_text
 from synth_render.taxonomy import class_name
 
@@ -87,6 +88,7 @@ def retrieval_bound(train: Mapping[str, np.ndarray], held_out: Mapping[str, np.n
 
 def load_grids(voxel_root: Path, keys: list[str], what: str) -> dict[str, np.ndarray]:
     """The grids of ``keys`` that exist; missing ones are skipped with one warning."""
+    r2n2.tree_conventions(voxel_root, r2n2.VOXELS)
     grids = {}
     for key in keys:
         grid = read_voxel_grid(voxel_root, key, VOXEL_RES)

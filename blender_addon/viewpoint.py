@@ -1,10 +1,14 @@
 """Where to put a camera so that a reconstruction lines up with its reference image (pure math).
 
-The model predicts the viewpoint in 3D-R2N2's camera protocol, the one its training renders
-used (``synth_render.r2n2``): azimuth and elevation in degrees around the object's centre, a
-35 mm lens on a 32 mm sensor, and a distance of ``ratio * 1.75`` object-diagonals with ratio in
-[0.65, 0.95). The distance is not predicted, so the middle of that range is used. Coordinates
-are Blender's (+Z up), i.e. after the importers' +Y-up to +Z-up conversion.
+The model predicts the viewpoint in the project's canonical convention
+(``synth_render.frames``; the daemon's replies use it too): azimuth ``a`` and elevation ``e`` in
+degrees around the object's centre, the camera at ``d * (cos e cos a, sin e, -cos e sin a)`` in
+the object's frame (+Y up, -Z front), so azimuth 90 looks at the front (3D-R2N2's metadata
+would say ``90 - a``). The camera of 3D-R2N2's protocol: a 35 mm lens on a 32 mm sensor at
+``ratio * 1.75`` object-diagonals with ratio in [0.65, 0.95); the distance is not predicted,
+so the middle of that range is used. Coordinates here are Blender's (+Z up), after the
+importers' +Y-up to +Z-up conversion: the camera sits at ``d * (cos e cos a, cos e sin a,
+sin e)``.
 """
 
 from __future__ import annotations

@@ -122,6 +122,12 @@ def write_binvox(
     scale: float = 1.0,
 ) -> None:
     """Write a ``[x, y, z]`` grid as binvox, atomically (temp file, then rename)."""
+    atomic_write_bytes(path, encode_binvox(grid, translate, scale))
+
+
+def encode_binvox(grid: np.ndarray, translate: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                  scale: float = 1.0) -> bytes:
+    """The bytes of a binvox file holding a ``[x, y, z]`` grid."""
     grid = np.asarray(grid)
     if grid.ndim != 3:
         raise ValueError(f"grid must be 3-D, got shape {grid.shape}")
@@ -134,4 +140,4 @@ def write_binvox(
         "data\n"
     ).encode("ascii")
     body = _run_length_encode(grid.astype(bool).transpose(0, 2, 1).ravel())
-    atomic_write_bytes(path, header + body)
+    return header + body

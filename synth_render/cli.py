@@ -1,4 +1,4 @@
-"""``python -m synth_render {shapes,render,voxelize,demo}``: the data engine."""
+"""``python -m synth_render {shapes,render,voxelize,convert-r2n2,demo}``: the data engine."""
 
 from __future__ import annotations
 
@@ -42,10 +42,22 @@ def _add_render(sub) -> None:
 
 
 def _add_voxelize(sub) -> None:
-    p = sub.add_parser("voxelize", help="solid binvox grids in ShapeNetVox32 layout")
+    p = sub.add_parser(
+        "voxelize", help="solid binvox grids in ShapeNetVox32 layout and conventions",
+        description="Solid binvox grids in 3D-R2N2's ShapeNetVox32 layout and conventions: "
+                    "written in ShapeNet v1's frame (front +X; readers turn them into the "
+                    "canonical v2 frame), inside decided by binvox's carving.")
     p.add_argument("--shapes", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--res", type=positive_int, default=32)
+    p.add_argument("--placement", choices=("centred", "corner"), default="centred",
+                   help="grid cube (side = longest bounding-box extent) in the frame the file "
+                        "is written in (ShapeNet v1's): centred on the shorter axes (R2N2's "
+                        "ShapeNetVox32, default) or at the bounding-box minimum (binvox's own, "
+                        "as ShapeNet v2's .solid.binvox)")
+    p.add_argument("--fill", choices=("carve", "flood"), default="carve",
+                   help="inside: binvox's carving (default; what ShapeNet and R2N2 used) or the "
+                        "6-connected flood fill of earlier versions (leaks through holes)")
     p.add_argument("--classes", default="all")
     p.add_argument("--shard", default=None)
     p.add_argument("--workers", type=positive_int, default=1)
@@ -95,8 +107,32 @@ def _cmd_voxelize(args) -> int:
     from .voxelize import run_voxelize
 
     cfg = VoxelizeConfig(args.shapes, args.out, args.res, _synsets_or_all(args.classes),
-                         parse_shard(args.shard), args.workers, args.models)
+                         parse_shard(args.shard), args.workers, args.models, fill=args.fill,
+                         placement=args.placement)
     return run_voxelize(cfg)
+
+
+def _add_convert(sub) -> None:
+    p = sub.add_parser(
+        "convert-r2n2", help="convert trees from before the R2N2 conventions, in place",
+        description="Convert, in place, R2N2-layout trees written by versions of this project "
+                    "before 3D-R2N2's conventions were applied: rendering_metadata.txt "
+                    "azimuths a become 90 - a, voxel grids turn into ShapeNet v1's frame. "
+                    "Pixels are not touched. Resumable; converted trees are marked.")
+    p.add_argument("trees", type=Path, nargs="+",
+                   help="render or voxel trees, or a data set root (its renders_*/ and voxels/)")
+    p.add_argument("--fill", choices=("flood", "carve"), default="flood",
+                   help="how the old grids were filled, to record (old versions: flood)")
+    p.add_argument("--assume-old", action="store_true",
+                   help="convert a tree with no file only this project writes (an old "
+                        "'voxelize --out' tree; without it such a tree counts as real R2N2)")
+    p.set_defaults(func=_cmd_convert)
+
+
+def _cmd_convert(args) -> int:
+    from .convert_tree import run_convert
+
+    return run_convert(args.trees, old_fill=args.fill, assume_old=args.assume_old)
 
 
 def _cmd_demo(args) -> int:
@@ -108,7 +144,8 @@ def _cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     return commands.build_parser("python -m synth_render", __doc__,
-                                 (_add_shapes, _add_render, _add_voxelize, _add_demo))
+                                 (_add_shapes, _add_render, _add_voxelize, _add_convert,
+                                  _add_demo))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,8 @@ class VoxelizeConfig:
     shard: tuple[int, int] = (0, 1)
     workers: int = 1
     models: Path | None = None  # a file of "<synset>/<model_id>" lines: voxelize only those
+    fill: str = "carve"  # binvox's carving ("flood": the 6-connected fill of older versions)
+    placement: str = "centred"  # R2N2's ShapeNetVox32; "corner": binvox's own (ShapeNet v2)
 
 
 def to_jsonable(cfg) -> dict:

@@ -14,7 +14,6 @@ from pathlib import Path
 from PIL import Image
 
 from . import r2n2
-from .binvox import read_binvox
 from .config import RenderConfig, ShapesConfig, VoxelizeConfig
 from .gallery import contact_sheet, save_png, voxel_preview
 from .shapenet import find_models
@@ -113,7 +112,7 @@ def build_sheet(models: list, renders: dict[str, Path], vox: Path, views: int = 
             rdir = r2n2.rendering_dir(dest, ref.synset, ref.model_id)
             row += [_open(rdir / r2n2.view_file_name(i)) for i in range(views)]
         vpath = r2n2.voxel_path(vox, ref.synset, ref.model_id)
-        row.append(voxel_preview(read_binvox(vpath).grid) if vpath.is_file() else None)
+        row.append(voxel_preview(r2n2.read_voxels(vpath).grid) if vpath.is_file() else None)
         rows.append(row)
         labels.append(f"{class_name(ref.synset)}\n{ref.model_id[:8]}")
     cols = [f"synthetic {i}" for i in range(views)] + [f"photo {i}" for i in range(views)]

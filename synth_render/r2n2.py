@@ -1,16 +1,33 @@
-"""3D-R2N2's ShapeNetRendering / ShapeNetVox32 layouts and camera protocol (their one owner).
+"""3D-R2N2's ShapeNetRendering / ShapeNetVox32 layouts, conventions and camera (their one owner).
 
 Renders: ``<out>/<synset>/<model_id>/rendering/NN.png`` with ``renderings.txt`` (file names)
 and ``rendering_metadata.txt`` (one ``azimuth elevation 0 distance_ratio 25`` line per view).
 Voxels: ``<out>/<synset>/<model_id>/model.binvox``.
 
-Camera: azimuth U[0, 360), elevation U[25, 30) degrees, distance ``ratio * MAX_CAMERA_DIST``
-with ratio U[0.65, 0.95), a 35 mm lens on a 32 mm sensor, looking at the origin of a model
-normalized to a unit bounding-box diagonal.
+Camera protocol: azimuth U[0, 360), elevation U[25, 30) degrees, distance
+``ratio * MAX_CAMERA_DIST`` with ratio U[0.65, 0.95), a 35 mm lens on a 32 mm sensor, looking at
+the origin of a model normalized to a unit bounding-box diagonal.
+
+**Conventions (measured on real 3D-R2N2 files, not in this repository).** A layout is its
+producer's conventions, and every R2N2-layout tree, real or written here, uses 3D-R2N2's:
+
+- ShapeNetVox32 grids are in ShapeNet v1's frame (front +X, :mod:`synth_render.frames`);
+  :func:`read_voxels` turns them into the canonical frame and :func:`write_voxels` back.
+- A metadata azimuth ``a`` is the canonical viewpoint (:mod:`synth_render.frames`) at azimuth
+  ``90 - a`` (mod 360), same elevation and distance: :func:`read_metadata` and
+  :func:`write_index` convert, so a :class:`View` in memory is always canonical.
+- Voxels are solid by binvox's carving and centred on the shorter axes.
+
+Trees the project writes carry ``r2n2_conventions.json`` (:data:`CONVENTIONS_FILE`), which
+also records the voxel fill and placement. A tree without it but with a file only this project
+writes (``render_summary.json``, ``splits.json``, ``procedural.json``) is from before these
+conventions (the project's own frame and azimuth): :func:`tree_conventions` refuses it and
+names the conversion command. A tree with neither is a real 3D-R2N2 tree.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -18,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_text
+from . import binvox, frames
+from .atomic import atomic_write_bytes, atomic_write_text
 
 MAX_CAMERA_DIST = 1.75
 LENS_MM = 35.0
@@ -32,10 +50,24 @@ RENDERINGS_TXT = "renderings.txt"
 METADATA_TXT = "rendering_metadata.txt"
 VOXEL_FILE = "model.binvox"
 
+# --- conventions -------------------------------------------------------------------------------
+CONVENTION = "r2n2"  # the only convention an R2N2-layout tree may have
+VOXEL_FRAME = frames.SHAPENET_V1  # the frame of ShapeNetVox32 grids
+AZIMUTH_OFFSET_DEG = 90.0  # R2N2 azimuth = offset - canonical azimuth (mod 360)
+R2N2_FILL, R2N2_PLACEMENT = "carve", "centred"  # what real ShapeNetVox32 grids are
+CONVENTIONS_FILE = "r2n2_conventions.json"
+RENDERS, VOXELS = "renders", "voxels"  # tree kinds
+# Files only this project writes (in a tree or beside it): their presence without the marker
+# means a tree from before the conventions.
+PROJECT_FILES = ("render_summary.json", "splits.json", "procedural.json")
+CONVERSION_JOURNAL = ".r2n2-conversion.log"  # a conversion under way (convert_tree)
+CONVERT_COMMAND = "python -m synth_render convert-r2n2"
+
 
 @dataclass(frozen=True)
 class View:
-    """One camera of the R2N2 protocol (degrees, and a fraction of ``MAX_CAMERA_DIST``)."""
+    """One camera of the R2N2 protocol in the canonical viewpoint convention
+    (:mod:`synth_render.frames`; degrees, and a fraction of ``MAX_CAMERA_DIST``)."""
 
     azimuth: float
     elevation: float
@@ -89,13 +121,20 @@ def voxel_path(out: str | os.PathLike, synset: str, model_id: str) -> Path:
     return Path(out) / synset / model_id / VOXEL_FILE
 
 
+def r2n2_azimuth(azimuth: float) -> float:
+    """Canonical azimuth <-> R2N2 metadata azimuth (the mapping is its own inverse)."""
+    return (AZIMUTH_OFFSET_DEG - float(azimuth)) % 360.0
+
+
 def format_metadata_line(view: View) -> str:
-    return f"{view.azimuth:.6f} {view.elevation:.6f} 0 {view.distance_ratio:.6f} {FOV_FIELD}"
+    """A metadata line in R2N2's convention for a canonical ``view``."""
+    return (f"{r2n2_azimuth(view.azimuth):.6f} {view.elevation:.6f} 0 "
+            f"{view.distance_ratio:.6f} {FOV_FIELD}")
 
 
 def write_index(render_dir: str | os.PathLike, views: list[View]) -> None:
-    """Write ``renderings.txt`` and ``rendering_metadata.txt``; the latter last, as the
-    marker that the model's renders are complete."""
+    """Write ``renderings.txt`` and ``rendering_metadata.txt`` (R2N2's azimuths for canonical
+    ``views``); the latter last, as the marker that the model's renders are complete."""
     render_dir = Path(render_dir)
     names = [view_file_name(i) for i in range(len(views))]
     atomic_write_text(render_dir / RENDERINGS_TXT, "\n".join(names) + "\n")
@@ -103,17 +142,27 @@ def write_index(render_dir: str | os.PathLike, views: list[View]) -> None:
     atomic_write_text(render_dir / METADATA_TXT, "\n".join(lines) + "\n")
 
 
-def read_metadata(render_dir: str | os.PathLike) -> list[View]:
-    """Read ``rendering_metadata.txt`` (ours or 3D-R2N2's) into views."""
+def parse_metadata(text: str, where: str = "metadata") -> list[View]:
+    """The views of a ``rendering_metadata.txt`` as written, azimuths untouched."""
     views = []
-    for line in (Path(render_dir) / METADATA_TXT).read_text().splitlines():
+    for line in text.splitlines():
         fields = line.split()
         if not fields:
             continue
         if len(fields) < 4:
-            raise ValueError(f"bad metadata line {line!r} in {render_dir}")
-        views.append(View(float(fields[0]), float(fields[1]), float(fields[3])))
+            raise ValueError(f"bad metadata line {line!r} in {where}")
+        try:
+            views.append(View(float(fields[0]), float(fields[1]), float(fields[3])))
+        except ValueError as exc:
+            raise ValueError(f"bad metadata line {line!r} in {where}") from exc
     return views
+
+
+def read_metadata(render_dir: str | os.PathLike) -> list[View]:
+    """Read ``rendering_metadata.txt`` (R2N2's convention) into canonical views."""
+    path = Path(render_dir) / METADATA_TXT
+    return [View(r2n2_azimuth(v.azimuth), v.elevation, v.distance_ratio)
+            for v in parse_metadata(path.read_text(), str(path))]
 
 
 def read_renderings(render_dir: str | os.PathLike) -> list[str]:
@@ -131,3 +180,139 @@ def is_complete(render_dir: str | os.PathLike, n_views: int | None = None) -> bo
     if n_views is not None and len(names) != n_views:
         return False
     return all((render_dir / name).is_file() for name in names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Voxels in R2N2's frame
+# ---------------------------------------------------------------------------------------------
+
+def voxels_to_canonical(vox: binvox.Voxels) -> binvox.Voxels:
+    """A grid as stored in an R2N2 tree (ShapeNet v1's frame) in the canonical frame."""
+    return binvox.Voxels(frames.v1_to_canonical_grid(vox.grid),
+                         frames.v1_to_canonical_translate(vox.translate, vox.scale), vox.scale)
+
+
+def voxels_from_canonical(vox: binvox.Voxels) -> binvox.Voxels:
+    """A canonical grid as an R2N2 tree stores it (inverse of :func:`voxels_to_canonical`)."""
+    return binvox.Voxels(frames.canonical_to_v1_grid(vox.grid),
+                         frames.canonical_to_v1_translate(vox.translate, vox.scale), vox.scale)
+
+
+def read_voxels(path: str | os.PathLike) -> binvox.Voxels:
+    """A ShapeNetVox32-convention binvox file as a canonical-frame grid (``[x, y, z]``)."""
+    return voxels_to_canonical(binvox.read_binvox(path))
+
+
+def encode_voxels(vox: binvox.Voxels) -> bytes:
+    """A canonical-frame grid as the bytes of a ShapeNetVox32-convention file (v1's frame)."""
+    out = voxels_from_canonical(vox)
+    return binvox.encode_binvox(out.grid, out.translate, out.scale)
+
+
+def write_voxels(path: str | os.PathLike, vox: binvox.Voxels) -> None:
+    """Write a canonical-frame grid in ShapeNetVox32's convention (v1's frame), atomically."""
+    atomic_write_bytes(path, encode_voxels(vox))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tree markers: which convention a tree follows
+# ---------------------------------------------------------------------------------------------
+
+class TreeConventionError(ValueError):
+    """A tree whose conventions are not R2N2's, or not those a job asked for."""
+
+
+def tree_kind(root: str | os.PathLike) -> str | None:
+    """:data:`RENDERS` or :data:`VOXELS` by what the first model folders of ``root`` hold,
+    ``None`` when it holds neither (or does not exist)."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    for synset_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for model_dir in sorted(p for p in synset_dir.iterdir() if p.is_dir()):
+            if (model_dir / "rendering").is_dir():
+                return RENDERS
+            if (model_dir / VOXEL_FILE).is_file():
+                return VOXELS
+    return None
+
+
+def _project_files(root: Path) -> list[Path]:
+    """Files only this project writes, in ``root`` or its parent (a data set's root); with
+    models in ``root`` and no marker, they mean a tree from before the conventions."""
+    found = sorted(root.glob("render_summary*.json"))
+    if (root / CONVERSION_JOURNAL).is_file():
+        found.append(root / CONVERSION_JOURNAL)
+    for folder in (root, root.parent):
+        found += [folder / n for n in PROJECT_FILES[1:] if (folder / n).is_file()]
+    return found
+
+
+def old_tree_message(root: Path, kind: str) -> str:
+    return (f"{root} is a {kind} tree written by an earlier version of this project, in its "
+            "own frame and camera convention rather than 3D-R2N2's (it has no "
+            f"{CONVENTIONS_FILE}); convert it once, in place, with: "
+            f"{CONVERT_COMMAND} {root}")
+
+
+def read_marker(root: str | os.PathLike) -> dict | None:
+    """The tree's :data:`CONVENTIONS_FILE`, or ``None`` when it has none."""
+    path = Path(root) / CONVENTIONS_FILE
+    if not path.is_file():
+        return None
+    try:
+        marker = json.loads(path.read_text())
+    except ValueError as exc:
+        raise TreeConventionError(f"{path}: unreadable ({exc})") from exc
+    if not isinstance(marker, dict) or marker.get("convention") != CONVENTION:
+        raise TreeConventionError(f"{path}: convention {marker!r} is not {CONVENTION!r}; "
+                                  "this version reads only 3D-R2N2's")
+    return marker
+
+
+def real_tree_conventions(kind: str) -> dict:
+    """What an unmarked, real 3D-R2N2 tree of ``kind`` follows."""
+    marker = {"convention": CONVENTION, "kind": kind, "source": "3D-R2N2"}
+    if kind == VOXELS:
+        marker.update(frame=VOXEL_FRAME, fill=R2N2_FILL, placement=R2N2_PLACEMENT)
+    return marker
+
+
+def tree_conventions(root: str | os.PathLike, kind: str) -> dict:
+    """The conventions of an R2N2-layout tree of ``kind`` (:data:`RENDERS` / :data:`VOXELS`).
+
+    Raises :class:`TreeConventionError` for a tree from before the conventions (the message
+    names the conversion command) or a marker of another convention or kind.
+    """
+    root = Path(root)
+    marker = read_marker(root)
+    if marker is None:
+        if tree_kind(root) is not None and _project_files(root):
+            raise TreeConventionError(old_tree_message(root, kind))
+        return real_tree_conventions(kind)
+    if marker.get("kind") != kind:
+        raise TreeConventionError(f"{root / CONVENTIONS_FILE}: a {marker.get('kind')} tree, "
+                                  f"not a {kind} tree")
+    return marker
+
+
+def claim_tree(root: str | os.PathLike, kind: str, **fields) -> dict:
+    """Make ``root`` a marked ``kind`` tree with ``fields`` (e.g. ``fill``, ``placement``)
+    before a job writes into it, or refuse (:class:`TreeConventionError`) when what is there
+    follows other conventions: mixing them would corrupt the data set."""
+    root = Path(root)
+    # A folder without models (or without the folder) is a new tree: it follows what we write.
+    have = tree_conventions(root, kind) if tree_kind(root) or read_marker(root) else {}
+    want = {"convention": CONVENTION, "kind": kind, **fields}
+    if kind == VOXELS:
+        want["frame"] = VOXEL_FRAME
+    clash = [f"{k} {have[k]!r} (now {v!r})" for k, v in want.items()
+             if k in have and have[k] != v]
+    if clash:
+        raise TreeConventionError(f"{root} holds {kind} made with " + ", ".join(clash)
+                                  + "; write into another folder (mixing would corrupt the "
+                                  "data set)")
+    if read_marker(root) is None:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(root / CONVENTIONS_FILE, json.dumps(want, indent=1) + "\n")
+    return want

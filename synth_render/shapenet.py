@@ -1,8 +1,14 @@
 """ShapeNetCore trees (owner of the v1/v2 layouts, ``taxonomy.json`` and OBJ/MTL writing).
 
-v1: ``<root>/<synset>/<model_id>/model.obj``
+v1: ``<root>/<synset>/<model_id>/model.obj``, in ShapeNet v1's frame (+Y up, front +X).
 v2: ``<root>/<synset>/<model_id>/models/model_normalized.obj`` plus ``<root>/taxonomy.json``;
-+Y up, -Z front, centred on the bounding-box centre with a bounding-box diagonal of 1.
++Y up, -Z front (the canonical frame, :mod:`synth_render.frames`), centred on the
+bounding-box centre with a bounding-box diagonal of 1.
+
+v1 meshes are turned into the canonical frame wherever they are used (:attr:`ModelRef.frame`
+says which frame a file is in), so v1 and v2 trees can be mixed. That v1 meshes face +X
+follows from 3D-R2N2's ShapeNetVox32 grids, which were made from them and face +X; it was not
+checked on a real v1 mesh here.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import frames
 from .atomic import atomic_write_text
 from .taxonomy import SYNSET_TO_LABEL
 
@@ -36,6 +43,11 @@ class ModelRef:
     @property
     def key(self) -> str:
         return f"{self.synset}/{self.model_id}"
+
+    @property
+    def frame(self) -> str:
+        """The frame of the mesh file: ShapeNet v1's for ``model.obj``, else the canonical."""
+        return frames.SHAPENET_V1 if self.mesh_path.name == V1_MESH else frames.CANONICAL
 
 
 @dataclass

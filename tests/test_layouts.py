@@ -105,12 +105,15 @@ def test_r2n2_protocol_ranges_and_metadata_round_trip(tmp_path):
     assert [round(v.azimuth, 4) for v in back] == [round(v.azimuth, 4) for v in views]
     first = (rdir / r2n2.METADATA_TXT).read_text().splitlines()[0].split()
     assert len(first) == 5 and first[2] == "0" and first[4] == "25"
+    # On disk the azimuth is R2N2's: 90 minus the canonical one, mod 360.
+    assert float(first[0]) == pytest.approx((90 - views[0].azimuth) % 360, abs=1e-5)
     (rdir / "03.png").unlink()  # a lost image makes the model incomplete again
     assert not r2n2.is_complete(rdir)
 
 
 def test_reads_r2n2_metadata_as_published():
-    """A line in the shape of 3D-R2N2's published metadata files reads unchanged."""
+    """A line in the shape of 3D-R2N2's published metadata files: R2N2's azimuth ``a`` is the
+    canonical viewpoint at ``90 - a`` (mod 360), elevation and distance unchanged."""
     import tempfile
     from pathlib import Path
 
@@ -120,7 +123,7 @@ def test_reads_r2n2_metadata_as_published():
         )
         (v,) = r2n2.read_metadata(d)
     got = (v.azimuth, v.elevation, v.distance_ratio)
-    assert got == pytest.approx((293.94979, 25.50279, 0.8231), abs=1e-4)
+    assert got == pytest.approx((90 - 293.94979 + 360, 25.50279, 0.8231), abs=1e-4)
 
 
 def test_frame_conversions_are_inverse():

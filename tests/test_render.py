@@ -63,8 +63,12 @@ def _write_no_mtl(root: Path, synset: str, model_id: str) -> None:
 
 
 def _write_v1(root: Path, synset: str, model_id: str, scale: float, offset) -> None:
-    """A v1 model: same shape as ``_parts(0)`` but in arbitrary units and position."""
-    parts = [Part(p.vertices * scale + np.asarray(offset), p.faces, p.material, p.color)
+    """A v1 model: same shape as ``_parts(0)`` but in arbitrary units and position, and in
+    ShapeNet v1's frame (front +X): turned by hand, ``x1 = -z2, y1 = y2, z1 = x2``."""
+    def to_v1(v):
+        return np.stack([-v[:, 2], v[:, 1], v[:, 0]], axis=1)
+
+    parts = [Part(to_v1(p.vertices) * scale + np.asarray(offset), p.faces, p.material, p.color)
              for p in _parts(0)]
     write_obj(root / synset / model_id / V1_MESH, parts)
 
@@ -169,7 +173,8 @@ def _check_object_image(px: np.ndarray, size: int) -> None:
 @pytest.mark.blender
 @needs_bpy
 def test_v1_model_is_normalized_like_v2(tmp_path: Path):
-    """A v1 mesh in arbitrary units renders like the same shape in the v2 layout."""
+    """A v1 mesh in arbitrary units and v1's frame renders like the same shape in the v2
+    layout: it is turned into the canonical frame and normalized."""
     v1, v2 = tmp_path / "v1", tmp_path / "v2"
     _write_v1(v1, CHAIR, "m", scale=40.0, offset=(100.0, -7.0, 33.0))
     write_v2_model(v2, CHAIR, "m", _parts(0))

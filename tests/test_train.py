@@ -85,10 +85,16 @@ def make_tiny_dataset(root: Path) -> Splits:
     rng = np.random.default_rng(0)
     styles = {"synthetic": ("source_train", "source_val", "test"),
               "photo": ("target_train", "test")}
+    # The markers the project's writers leave first (unmarked trees beside splits.json would
+    # be trees from before the R2N2 conventions, which readers refuse).
+    r2n2.claim_tree(root / "voxels", r2n2.VOXELS, fill="carve", placement="centred")
+    for style in styles:
+        r2n2.claim_tree(root / f"renders_{style}", r2n2.RENDERS)
     for index, key in enumerate(k for s in SUBSET_SIZES for k in splits.subset(s)):
         synset, model_id = key.split("/")
         grid = _box_grid(index)
-        binvox.write_binvox(r2n2.voxel_path(root / "voxels", synset, model_id), grid)
+        r2n2.write_voxels(r2n2.voxel_path(root / "voxels", synset, model_id),
+                          binvox.Voxels(grid, (-0.5,) * 3, 1.0))
         colour = (40 + 15 * (index % 13), 200 - 10 * (index % 13), 120)
         for style, subsets in styles.items():
             if not any(key in splits.subset(s) for s in subsets):

@@ -1,7 +1,8 @@
 """The binvox format and the solid voxelizer, checked against independent methods (DESIGN §2).
 
 Agreement on watertight meshes means: every voxel whose centre trimesh puts inside is filled,
-and every filled voxel's centre is inside or within half a voxel diagonal of the surface.
+and every filled voxel's centre is inside or within half a voxel diagonal of the surface, or in
+an outside pocket that binvox's carving fills (walled in along all six axis directions).
 """
 
 from __future__ import annotations
@@ -119,8 +120,11 @@ def assert_agrees(parts: list[trimesh.Trimesh], vox: binvox.Voxels, seed: int = 
     Near the surface (the band where filled meets empty) the check uses trimesh's signed
     distance (positive inside; fast there); away from it, a random sample uses trimesh's
     ``contains`` (ray tests) and the distance for filled voxels that are outside.
-    With ``cavities_in``, filled voxels outside every part may also be air that the parts
-    enclose (a closed cabinet): binvox fills those too; they must be walled in by that mesh.
+    With ``cavities_in``, filled voxels outside every part may also be air that carving fills:
+    air that the parts enclose (a closed cabinet), and since carving only looks along the axes,
+    also outside pockets that no axis-aligned line reaches (the hole of a tilted torus, the
+    space between a chair's legs and stretchers). binvox fills those too; they must be walled in
+    by that mesh in all six axis directions (``_unenclosed``).
     """
     for part in parts:
         assert part.is_watertight
@@ -155,13 +159,31 @@ def assert_agrees(parts: list[trimesh.Trimesh], vox: binvox.Voxels, seed: int = 
 
 
 def _unenclosed(idx: np.ndarray, vox: binvox.Voxels, mesh: trimesh.Trimesh | None) -> np.ndarray:
-    """The voxels of ``idx`` from whose centre some axis-aligned ray escapes ``mesh``."""
+    """The voxels of ``idx`` whose line of voxels escapes ``mesh`` along some axis direction.
+
+    Carving blocks a line of voxels, a voxel wide, wherever the mesh touches it, so a ray from
+    the voxel's centre alone can slip past a thin part that the line hits (the extra voxels a
+    chair's legs wall in at 32^3): in each direction the line counts as walled when any of the
+    rays from the 3 x 3 points of the voxel's closed cross-section (corners, edge midpoints,
+    centre) hits the mesh.
+    """
     if mesh is None or len(idx) == 0:
         return idx
     pts = _centres(vox, idx)
+    offsets = np.array([-0.5, 0.0, 0.5]) * vox.scale / vox.grid.shape[0]
     walled = np.ones(len(idx), bool)
-    for direction in np.concatenate([np.eye(3), -np.eye(3)]):
-        walled &= mesh.ray.intersects_any(pts, np.tile(direction, (len(pts), 1)))
+    for axis in range(3):
+        u, v = (axis + 1) % 3, (axis + 2) % 3
+        for sign in (1.0, -1.0):
+            direction = np.tile(sign * np.eye(3)[axis], (len(pts), 1))
+            hit = np.zeros(len(idx), bool)
+            for du in offsets:
+                for dv in offsets:
+                    start = pts.copy()
+                    start[:, u] += du
+                    start[:, v] += dv
+                    hit |= mesh.ray.intersects_any(start, direction)
+            walled &= hit
     return idx[~walled]
 
 
@@ -286,8 +308,8 @@ def test_open_box_keeps_its_shell():
     grid = vox.grid
     closed = _vox(box, 16).grid
     assert closed.all()
-    # Shell: the bottom and four sides are filled; the fill leaks through the open top, as in
-    # binvox, so the inside stays empty.
+    # Shell: the bottom and four sides are filled; carving from above (and the flood fill,
+    # which leaks through the open top) empties the inside, as in binvox.
     assert grid[:, :, 0].all() and grid[0].all() and grid[-1].all()
     assert grid[:, 0].all() and grid[:, -1].all()
     assert not grid[1:-1, 1:-1, 1:].any()
@@ -357,6 +379,182 @@ def test_voxelize_file_bad_files(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(ValueError, match="model.obj"):
         voxelize_file(path, 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Carving (binvox) against the flood fill; placement
+# ---------------------------------------------------------------------------------------------
+
+def _quad(axis: int, at: float, u: tuple[float, float], v: tuple[float, float]) -> np.ndarray:
+    """The 4 corners of an axis-aligned rectangle in the plane ``x[axis] = at``, spanning ``u``
+    and ``v`` along the next two axes (cyclically)."""
+    corners = np.zeros((4, 3))
+    corners[:, axis] = at
+    corners[:, (axis + 1) % 3] = [u[0], u[1], u[1], u[0]]
+    corners[:, (axis + 2) % 3] = [v[0], v[0], v[1], v[1]]
+    return corners
+
+
+def _mesh_of_quads(quads: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    vertices = np.concatenate(quads)
+    faces = np.concatenate([np.array([[0, 1, 2], [0, 2, 3]]) + 4 * i for i in range(len(quads))])
+    return vertices, faces
+
+
+def _box_quads(lo: float, hi: float) -> list[np.ndarray]:
+    return [_quad(axis, at, (lo, hi), (lo, hi)) for axis in range(3) for at in (lo, hi)]
+
+
+# At 8^3 over the unit cube a voxel is 1/8. The window spans u in [2.5, 5.5] and v in [1.5, 6.5]
+# voxels of its face, so the voxels whose closed box no part of that face touches are u = 3, 4
+# and v = 2..5 (u = 2 and 5, v = 1 and 6 touch the frame).
+WINDOW_U, WINDOW_V = (2.5 / 8, 5.5 / 8), (1.5 / 8, 6.5 / 8)
+
+
+def _box_with_window(axis: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The unit cube's surface with a rectangular window cut through its face normal to
+    ``axis`` on ``side`` (0: low, 1: high); the face is four frame quads around the window."""
+    quads = [q for i, q in enumerate(_box_quads(0.0, 1.0)) if i != 2 * axis + side]
+    (u0, u1), (v0, v1) = WINDOW_U, WINDOW_V
+    at = float(side)
+    quads += [_quad(axis, at, (0.0, u0), (0.0, 1.0)), _quad(axis, at, (u1, 1.0), (0.0, 1.0)),
+              _quad(axis, at, (u0, u1), (0.0, v0)), _quad(axis, at, (u0, u1), (v1, 1.0))]
+    return _mesh_of_quads(quads)
+
+
+def _along(axis: int, w: slice, u: slice, v: slice) -> tuple[slice, slice, slice]:
+    """An [x, y, z] index with ``w`` along ``axis`` and ``u``, ``v`` along the next two axes."""
+    index = [slice(None)] * 3
+    index[axis], index[(axis + 1) % 3], index[(axis + 2) % 3] = w, u, v
+    return tuple(index)
+
+
+@pytest.mark.parametrize("axis", range(3))
+@pytest.mark.parametrize("side", [0, 1])
+def test_window_carves_only_its_line_of_sight(axis, side):
+    vertices, faces = _box_with_window(axis, side)
+    hole_u, hole_v = slice(3, 5), slice(2, 6)
+    # Carving: the box's faces lie on the grid's outer planes, so the surface is the grid's
+    # border layers less the window. Only lines through the window, normal to its face, reach
+    # the inside; they run through the box up to the opposite face's layer. Every other line
+    # meets a face first, so the rest is solid.
+    expected = np.ones((8, 8, 8), bool)
+    through = slice(0, 7) if side == 0 else slice(1, 8)
+    expected[_along(axis, through, hole_u, hole_v)] = False
+    carved = voxelize_mesh(vertices, faces, 8)
+    np.testing.assert_array_equal(carved.grid, expected)
+    # The flood fill leaks through the window: only the shell remains, less the window.
+    shell = np.ones((8, 8, 8), bool)
+    shell[1:-1, 1:-1, 1:-1] = False
+    shell[_along(axis, slice(7 * side, 7 * side + 1), hole_u, hole_v)] = False
+    np.testing.assert_array_equal(voxelize_mesh(vertices, faces, 8, fill="flood").grid, shell)
+    # The surface alone is that shell too: the difference is the fill alone.
+    translate, scale = voxelize.placement(vertices)
+    np.testing.assert_array_equal(voxelize.surface_voxels(vertices, faces, 8, translate, scale),
+                                  shell)
+
+
+def test_box_in_a_box_cavity_is_filled():
+    # Two closed surfaces: the air between them is walled in, so both fills make it solid.
+    vertices, faces = _mesh_of_quads(_box_quads(0.0, 1.0) + _box_quads(0.35, 0.65))
+    translate, scale = voxelize.placement(vertices)
+    surface = voxelize.surface_voxels(vertices, faces, 10, translate, scale).astype(bool)
+    # At 10^3 the inner faces lie in voxels 3 and 6: air between the boxes, and inside the inner.
+    assert not surface[1:3, 1:-1, 1:-1].any()
+    assert not surface[4:6, 4:6, 4:6].any()
+    for fill in voxelize.FILLS:
+        assert voxelize_mesh(vertices, faces, 10, fill=fill).grid.all(), fill
+
+
+def test_tilted_torus_hole_is_an_outside_pocket_that_carving_fills():
+    # A fat torus whose axis is the cube diagonal: no axis-aligned line passes through the
+    # middle of its hole, so carving fills that part of the hole (binvox does the same); the
+    # flood fill reaches it around the ring and leaves it empty. Both agree with trimesh, the
+    # carved grid with the pocket allowance of ``cavities_in`` (walled in along all six axes).
+    torus = trimesh.creation.torus(major_radius=1.0, minor_radius=0.7, major_sections=64,
+                                   minor_sections=24)
+    torus.apply_transform(trimesh.geometry.align_vectors([0, 0, 1], np.ones(3) / np.sqrt(3)))
+    carved, flooded = _vox(torus, 32), voxelize_mesh(torus.vertices, torus.faces, 32, "flood")
+    assert (carved.grid >= flooded.grid).all()
+    pocket = carved.grid & ~flooded.grid
+    assert 10 < pocket.sum() < 200
+    # The pocket is air of the hole: outside the torus, around its centre (the grid's centre).
+    assert not torus.contains(_centres(carved, np.argwhere(pocket))).any()
+    assert np.abs(np.argwhere(pocket) - 15.5).max() < 8
+    assert_agrees([torus], flooded, n_random=200)
+    assert_agrees([torus], carved, n_random=200, cavities_in=torus)
+    assert_surface_covered(torus, carved)
+
+
+def test_corner_placement_touches_the_low_corner():
+    box = trimesh.creation.box((2.0, 1.0, 0.5))
+    box.apply_translation((10.0, -3.0, 7.0))
+    vox = voxelize_mesh(box.vertices, box.faces, 32, placement="corner")
+    assert vox.scale == pytest.approx(2.0)
+    np.testing.assert_allclose(vox.translate, box.bounds[0])  # (9, -3.5, 6.75)
+    grid = vox.grid
+    # x spans grid planes 0..32, y 0..16, z 0..8; faces on planes fill both neighbours.
+    assert grid[:, :17, :9].all() and grid.sum() == 32 * 17 * 9
+    # "centred" is the same cube, centred on y and z (test_placement_centred_and_touching),
+    # and stays the default.
+    centred = voxelize_mesh(box.vertices, box.faces, 32, placement="centred")
+    assert centred.scale == vox.scale
+    np.testing.assert_allclose(centred.translate, (9.0, -4.0, 6.0))
+    np.testing.assert_array_equal(centred.grid, _vox(box, 32).grid)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_corner_placement_of_rotated_meshes(seed, icosphere):
+    mesh = _rotated(trimesh.creation.box((1.0, 0.6, 0.3)), seed)
+    mesh.apply_translation((seed, -2.0 * seed, 0.5))
+    translate, scale = voxelize.placement(mesh.vertices, "corner")
+    np.testing.assert_allclose(translate, mesh.bounds[0])
+    assert scale == pytest.approx(mesh.extents.max())
+    assert voxelize.placement(mesh.vertices) == voxelize.placement(mesh.vertices, "centred")
+    np.testing.assert_allclose(voxelize.placement(mesh.vertices)[0],
+                               mesh.bounds.mean(axis=0) - scale / 2)
+    vox = voxelize_mesh(mesh.vertices, mesh.faces, 32, placement="corner")
+    assert vox.translate == translate and vox.scale == scale
+    grid = vox.grid
+    longest = int(np.argmax(mesh.extents))
+    for axis in range(3):
+        assert np.take(grid, 0, axis=axis).any(), axis
+    assert np.take(grid, 31, axis=longest).any()
+    assert_agrees([mesh], vox, seed=seed, n_random=200)
+    assert_surface_covered(mesh, vox)
+
+
+def test_voxelize_file_passes_fill_and_placement(tmp_path):
+    vertices, faces = _box_with_window(2, 1)
+    path = tmp_path / "window.obj"
+    trimesh.Trimesh(vertices, faces, process=False).export(path)
+    for fill in voxelize.FILLS:
+        for where in voxelize.PLACEMENTS:
+            vox = voxelize_file(path, 8, fill=fill, placement=where)
+            ref = voxelize_mesh(vertices, faces, 8, fill, where)
+            np.testing.assert_array_equal(vox.grid, ref.grid)
+            np.testing.assert_allclose(vox.translate, ref.translate)
+
+
+def test_fill_and_placement_names():
+    assert voxelize.FILLS == ("carve", "flood")
+    assert voxelize.PLACEMENTS == ("centred", "corner")
+
+
+@pytest.mark.parametrize("kwargs", [{"fill": "binvox"}, {"fill": "Carve"}, {"fill": ""},
+                                    {"placement": "centered"}, {"placement": "center"},
+                                    {"placement": "min"}])
+def test_unknown_fill_or_placement_raises(tmp_path, kwargs):
+    vertices, faces = _box_with_window(0, 0)
+    with pytest.raises(ValueError, match="unknown"):
+        voxelize_mesh(vertices, faces, 8, **kwargs)
+    path = tmp_path / "window.obj"
+    trimesh.Trimesh(vertices, faces, process=False).export(path)
+    with pytest.raises(ValueError, match="unknown"):
+        voxelize_file(path, 8, **kwargs)
+    if "placement" in kwargs:
+        with pytest.raises(ValueError, match="unknown"):
+            voxelize.placement(vertices, kwargs["placement"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,11 +638,11 @@ def test_run_voxelize_bad_models_are_skipped(tmp_path, caplog, workers):
 _VOXELIZE_ONE = voxelize._voxelize_one
 
 
-def _die_on_crash_marker(mesh_path, out_path, res):
+def _die_on_crash_marker(job, *opts):
     """Stands in for the worker function: a hard crash (no exception) for one model."""
-    if "crash" in str(mesh_path):
+    if "crash" in str(job.mesh):
         os._exit(3)
-    return _VOXELIZE_ONE(mesh_path, out_path, res)
+    return _VOXELIZE_ONE(job, *opts)
 
 
 def test_run_voxelize_survives_a_dying_worker(tmp_path, monkeypatch, caplog):
@@ -509,3 +707,24 @@ def test_procedural_shapes_agree():
         assert_agrees(closed, vox, seed=i, n_random=100, cavities_in=union)
         assert_surface_covered(union, vox)
 
+
+
+def test_voxelize_command_with_corner_placement_makes_an_open_mesh_solid(tmp_path):
+    """``voxelize --placement corner`` on a box with an open window (a car's open window):
+    solid but for the window's line of sight, where a flood fill would leave the shell."""
+    from synth_render.cli import main
+
+    vertices, faces = _box_with_window(0, 1)
+    path = tmp_path / "shapes" / "02958343" / "open" / "models" / "model_normalized.obj"
+    path.parent.mkdir(parents=True)
+    trimesh.Trimesh(vertices - 0.5, faces, process=False).export(path)
+    out = tmp_path / "vox"
+    assert main(["voxelize", "--shapes", str(tmp_path / "shapes"), "--out", str(out),
+                 "--res", "8", "--placement", "corner"]) == 0
+    raw = binvox.read_binvox(r2n2.voxel_path(out, "02958343", "open"))
+    assert raw.translate == pytest.approx((-0.5, -0.5, -0.5))  # the bounding-box minimum
+    assert raw.grid.sum() == 8 ** 3 - 7 * 2 * 4  # all but the window's line of sight
+    canonical = r2n2.read_voxels(r2n2.voxel_path(out, "02958343", "open")).grid
+    expected = np.ones((8, 8, 8), bool)
+    expected[_along(0, slice(1, 8), slice(3, 5), slice(2, 6))] = False
+    np.testing.assert_array_equal(canonical, expected)

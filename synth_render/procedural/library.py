@@ -48,7 +48,7 @@ def voxel_grid(parts: list[Part], res: int = CHECK_RES) -> np.ndarray:
     offsets = np.cumsum([0] + [len(p.vertices) for p in parts[:-1]])
     verts = normalize_v2(np.concatenate([p.vertices for p in parts]))
     faces = np.concatenate([p.faces + o for p, o in zip(parts, offsets, strict=True)])
-    return voxelize_mesh(verts, faces, res).grid
+    return voxelize_mesh(verts, faces, res, fill="flood").grid
 
 
 def _max_iou(grid: np.ndarray, earlier: list[np.ndarray]) -> float:

@@ -80,6 +80,7 @@ def build_job(ref: ModelRef, cfg: RenderConfig) -> dict:
     return {
         "model_key": ref.key,
         "mesh": str(ref.mesh_path),
+        "mesh_frame": ref.frame,
         "out_dir": str(r2n2.rendering_dir(cfg.out, ref.synset, ref.model_id)),
         "views": [[v.azimuth, v.elevation, v.distance_ratio] for v in views],
         "size": cfg.size,
@@ -277,6 +278,11 @@ def run_render(cfg: RenderConfig) -> int:
     if conflict:
         log.error("%s: %s; render into another --out (mixing would corrupt the data set)",
                   cfg.out, conflict)
+        return 2
+    try:  # views are written in R2N2's camera convention: never into an older tree
+        r2n2.claim_tree(cfg.out, r2n2.RENDERS)
+    except r2n2.TreeConventionError as exc:
+        log.error("%s", exc)
         return 2
     start = time.perf_counter()
     refs = select_models(cfg.shapes, cfg.synsets, cfg.shard, cfg.models)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import r2n2
+from .. import frames, r2n2
 from ..atomic import atomic_path
 from .style import StyleContext, load_style
 
@@ -91,6 +91,26 @@ def import_mesh(path: str) -> list:
     if sum(len(o.data.polygons) for o in objects) == 0:
         raise ValueError(f"{path}: no faces imported (corrupt or empty OBJ)")
     return objects
+
+
+def canonical_turn_blender(mesh_frame: str) -> np.ndarray:
+    """(3, 3) rotation, in Blender's coordinates after OBJ import, that turns a mesh of
+    ``mesh_frame`` into the canonical frame (identity for the canonical frame itself)."""
+    basis = np.eye(3)
+    canonical = frames.to_canonical_points(r2n2.blender_to_shapenet(basis), mesh_frame)
+    return r2n2.shapenet_to_blender(canonical).T  # column i: the image of basis vector i
+
+
+def to_canonical_frame(objects, mesh_frame: str) -> None:
+    """Turn imported objects of ``mesh_frame`` (ShapeNet v1: front +X) into the canonical
+    frame; object transforms only."""
+    if mesh_frame == frames.CANONICAL:
+        return
+    from mathutils import Matrix
+
+    turn = Matrix(canonical_turn_blender(mesh_frame).tolist()).to_4x4()
+    for obj in objects:
+        obj.matrix_world = turn @ obj.matrix_world
 
 
 def _world_vertices(obj) -> np.ndarray:
@@ -216,8 +236,9 @@ def clear_previous(render_dir: Path, n_views: int) -> None:
 def render_job(job: dict, tmp_dir: Path, styles: dict) -> int:
     """Render one model; return the number of views written.
 
-    ``job`` keys: ``model_key``, ``mesh`` (OBJ path), ``out_dir`` (the model's ``rendering``
-    dir), ``views`` (``[[azimuth, elevation, distance_ratio], ...]``), ``size``, ``style``,
+    ``job`` keys: ``model_key``, ``mesh`` (OBJ path), ``mesh_frame`` (its frame, see
+    :mod:`synth_render.frames`), ``out_dir`` (the model's ``rendering`` dir), ``views``
+    (``[[azimuth, elevation, distance_ratio], ...]``), ``size``, ``style``,
     ``seed`` (a list of ints for the style's ``numpy`` generator), ``asset_split``, ``samples``.
     """
     _run_test_hook(job["model_key"])
@@ -230,6 +251,7 @@ def render_job(job: dict, tmp_dir: Path, styles: dict) -> int:
 
     scene = reset_scene()
     objects = import_mesh(job["mesh"])
+    to_canonical_frame(objects, job.get("mesh_frame", frames.CANONICAL))
     normalize_objects(objects)
     cam = add_camera(scene)
     style.configure_scene(scene, objects, rng, ctx)
@@ -238,11 +260,11 @@ def render_job(job: dict, tmp_dir: Path, styles: dict) -> int:
     set_output(scene, tmp_dir)
     render = (render_views_animation if getattr(style, "RENDER_AS_ANIMATION", False)
               else render_views_single)
-    frames = render(scene, cam, views, style, rng, ctx, tmp_dir)
+    frame_paths = render(scene, cam, views, style, rng, ctx, tmp_dir)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous(out_dir, len(views))
-    for i, frame in enumerate(frames):
+    for i, frame in enumerate(frame_paths):
         write_png(out_dir / r2n2.view_file_name(i), style.postprocess(read_rgba(frame), rng, ctx))
     r2n2.write_index(out_dir, views)  # last: marks the model complete
     return len(views)
