@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from synth_render import r2n2
 from synth_render.config import RenderConfig, ShapesConfig, VoxelizeConfig
 from synth_render.procedural import run_shapes
 from synth_render.render import run_render
@@ -62,6 +63,17 @@ def _updated_splits(path: Path, keys: list[str]) -> Splits:
     return splits
 
 
+def _voxel_fill(voxels: Path) -> str:
+    """The fill a marked voxel tree records (a data set converted from an earlier version
+    keeps its flood fill, so a rerun never mixes two fills), else binvox's carving."""
+    marker = r2n2.read_marker(voxels)
+    fill = marker.get("fill", "carve") if marker else "carve"
+    if fill != "carve":
+        log.info("%s holds %s-filled grids (%s): new grids use the same fill", voxels, fill,
+                 r2n2.CONVENTIONS_FILE)
+    return fill
+
+
 def build_dataset(cfg: DataConfig) -> int:
     """Build (or finish building) the data set; returns an exit code."""
     shapes = cfg.out / "shapes"
@@ -69,7 +81,8 @@ def build_dataset(cfg: DataConfig) -> int:
     splits = _updated_splits(cfg.out / "splits.json", [r.key for r in find_models(shapes)])
     lists = write_model_lists(splits, cfg.out / "lists")
     failures += run_voxelize(VoxelizeConfig(shapes, cfg.out / "voxels", res=32,
-                                            workers=cfg.workers))
+                                            workers=cfg.workers,
+                                            fill=_voxel_fill(cfg.out / "voxels")))
     for style, subsets in STYLE_SUBSETS.items():
         listing = cfg.out / "lists" / f"{style}.txt"
         listing.write_text("".join(lists[s].read_text() for s in subsets))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,11 +13,14 @@ from pathlib import Path
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; rename it over ``path`` on success.
 
-    The parent folder is created; on an exception the temporary file is removed.
+    The parent folder is created; on an exception the temporary file is removed. The temporary
+    name is unique, so processes writing the same file at once (shards claiming one tree)
+    never share one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # Per process and thread (not mkstemp: its files are private, and the rename keeps that).
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -118,21 +118,27 @@ def _add_convert(sub) -> None:
         description="Convert, in place, R2N2-layout trees written by versions of this project "
                     "before 3D-R2N2's conventions were applied: rendering_metadata.txt "
                     "azimuths a become 90 - a, voxel grids turn into ShapeNet v1's frame. "
-                    "Pixels are not touched. Resumable; converted trees are marked.")
+                    "Pixels are not touched. Resumable; converted trees are marked. "
+                    "--mark-real only marks real 3D-R2N2 trees as such.")
     p.add_argument("trees", type=Path, nargs="+",
                    help="render or voxel trees, or a data set root (its renders_*/ and voxels/)")
     p.add_argument("--fill", choices=("flood", "carve"), default="flood",
                    help="how the old grids were filled, to record (old versions: flood)")
-    p.add_argument("--assume-old", action="store_true",
-                   help="convert a tree with no file only this project writes (an old "
-                        "'voxelize --out' tree; without it such a tree counts as real R2N2)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--assume-old", action="store_true",
+                      help="convert a tree with no file only this project writes (an old "
+                           "'voxelize --out' tree; without it such a tree counts as real R2N2)")
+    what.add_argument("--mark-real", action="store_true",
+                      help="convert nothing: mark the trees as real 3D-R2N2 data (e.g. real "
+                           "trees placed beside a splits.json)")
     p.set_defaults(func=_cmd_convert)
 
 
 def _cmd_convert(args) -> int:
     from .convert_tree import run_convert
 
-    return run_convert(args.trees, old_fill=args.fill, assume_old=args.assume_old)
+    return run_convert(args.trees, old_fill=args.fill, assume_old=args.assume_old,
+                       real=args.mark_real)
 
 
 def _cmd_demo(args) -> int:

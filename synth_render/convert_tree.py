@@ -15,7 +15,6 @@ marker is written the tree counts as old, and readers refuse it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import binvox, r2n2
-from .atomic import atomic_write_bytes, atomic_write_text
+from .atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +78,41 @@ def _read_journal(root: Path) -> set[str]:
 
 
 def _append_journal(handle, key: str) -> None:
-    handle.write(key + "\n")
+    # A leading newline: a line torn by an earlier crash cannot swallow this key.
+    handle.write("\n" + key + "\n")
     handle.flush()
     os.fsync(handle.fileno())
 
 
+def _converted_bytes(path: Path, kind: str) -> bytes:
+    if kind == r2n2.RENDERS:
+        return converted_metadata(path.read_text(), str(path)).encode()
+    return converted_grid(path)
+
+
+def _check_is_old(root: Path, kind: str) -> None:
+    """Refuse a tree that looks like real 3D-R2N2 data (no file only this project writes)."""
+    try:
+        r2n2.tree_conventions(root, kind)
+    except r2n2.TreeConventionError:
+        return  # an old tree: convert it
+    raise ValueError(f"{root} has no file that only this project writes, so it looks like a "
+                     "real 3D-R2N2 tree, already in R2N2's conventions; pass --assume-old if "
+                     "an earlier version of this project wrote it, or --mark-real to mark it "
+                     "as real data")
+
+
+def mark_real(root: Path, kind: str) -> None:
+    """Mark a real 3D-R2N2 tree as such (no file changes), e.g. one beside a ``splits.json``."""
+    marker = {**r2n2.real_tree_conventions(kind), "source": "3D-R2N2 (marked by hand)"}
+    r2n2.write_marker(root, marker)
+    log.info("%s: marked as a real 3D-R2N2 %s tree", root, kind)
+
+
 def convert_tree(root: Path, kind: str, old_fill: str = "flood",
-                 assume_old: bool = False) -> int:
-    """Convert one old tree in place; returns the number of models converted by this call.
+                 assume_old: bool = False) -> tuple[int, int]:
+    """Convert one old tree in place; returns ``(converted, unreadable)`` model counts of
+    this call (unreadable files are left as they are and logged; readers skip them too).
 
     A tree with no file that only this project writes looks like a real 3D-R2N2 tree, which
     is already in R2N2's conventions: it is refused unless ``assume_old`` (an old
@@ -94,26 +120,24 @@ def convert_tree(root: Path, kind: str, old_fill: str = "flood",
     if r2n2.read_marker(root) is not None:
         log.info("%s: already in R2N2's conventions (%s); nothing to do", root,
                  r2n2.CONVENTIONS_FILE)
-        return 0
+        return 0, 0
     if not assume_old:
-        try:
-            r2n2.tree_conventions(root, kind)
-        except r2n2.TreeConventionError:
-            pass  # an old tree: convert it
-        else:
-            raise ValueError(f"{root} has no file that only this project writes, so it looks "
-                             "like a real 3D-R2N2 tree, already in R2N2's conventions; pass "
-                             "--assume-old if an earlier version of this project wrote it")
+        _check_is_old(root, kind)
     done = _read_journal(root)
     files = _model_files(root, kind)
-    converted = 0
+    converted, unreadable = 0, []
     with open(root / JOURNAL, "a") as journal, \
             tqdm(total=len(files), unit="model", desc=f"convert {root.name}") as bar:
         for key, path in files:
             new = path.with_name(path.name + NEW_SUFFIX)
             if key not in done:
-                data = (converted_metadata(path.read_text(), str(path)).encode()
-                        if kind == r2n2.RENDERS else converted_grid(path))
+                try:
+                    data = _converted_bytes(path, kind)
+                except (OSError, ValueError) as exc:
+                    log.error("%s: unreadable, left as it is (%s)", path, exc)
+                    unreadable.append(key)
+                    bar.update()
+                    continue
                 atomic_write_bytes(new, data)
                 _append_journal(journal, key)
                 converted += 1
@@ -125,15 +149,21 @@ def convert_tree(root: Path, kind: str, old_fill: str = "flood",
               "converted_from": "project conventions before 2026-12"}
     if kind == r2n2.VOXELS:
         marker["frame"] = r2n2.VOXEL_FRAME
-    atomic_write_text(root / r2n2.CONVENTIONS_FILE, json.dumps(marker, indent=1) + "\n")
+    r2n2.write_marker(root, marker)
     (root / JOURNAL).unlink(missing_ok=True)
-    log.info("%s: %d %s models converted (%d were done before a restart)", root, converted,
-             kind, len(files) - converted)
-    return converted
+    log.info("%s: %d %s models converted (%d were done before a restart, %d unreadable)",
+             root, converted, kind, len(files) - converted - len(unreadable), len(unreadable))
+    return converted, len(unreadable)
 
 
-def run_convert(paths: list[Path], old_fill: str = "flood", assume_old: bool = False) -> int:
-    """The command: convert every tree named; 0 on success."""
+def run_convert(paths: list[Path], old_fill: str = "flood", assume_old: bool = False,
+                real: bool = False) -> int:
+    """The command: convert (or, with ``real``, mark) every tree named; 0 on success, 1 when
+    some files were unreadable."""
+    unreadable = 0
     for root, kind in expand_trees([Path(p) for p in paths]):
-        convert_tree(root, kind, old_fill, assume_old)
-    return 0
+        if real:
+            mark_real(root, kind)
+        else:
+            unreadable += convert_tree(root, kind, old_fill, assume_old)[1]
+    return 1 if unreadable else 0

@@ -71,6 +71,11 @@ def build_demo_data(out: Path, synsets: Sequence[str] | None = None, per_class: 
 
     steps = steps or Steps(data_steps(styles))
     synsets = list(synsets or ALL_SYNSETS)
+    # A folder from an earlier version (its own conventions) stops the demo here, with the
+    # conversion command, rather than failing each render and reading old files.
+    for dest in (out / f"renders_{style}" for style in styles):
+        r2n2.claim_tree(dest, r2n2.RENDERS)
+    r2n2.claim_tree(out / "voxels", r2n2.VOXELS, fill="carve", placement="centred")
     keys = [f"{s}/{model_id(seed, s, i)}" for s in synsets for i in range(per_class)]
     data = DemoData(out / "shapes", out / "voxels",
                     {style: out / f"renders_{style}" for style in styles}, 0, keys)

@@ -61,19 +61,25 @@ def canonical_to_v1_translate(translate, side: float) -> tuple[float, float, flo
     return (-tz - float(side), ty, tx)
 
 
+def _as_points(p) -> np.ndarray:
+    return np.asarray(p, dtype=float)
+
+
+_TO_CANONICAL = {CANONICAL: _as_points, SHAPENET_V1: v1_to_canonical_points}
+_FROM_CANONICAL = {CANONICAL: _as_points, SHAPENET_V1: canonical_to_v1_points}
+
+
+def _converter(table: dict, frame: str):
+    if frame not in table:
+        raise ValueError(f"unknown frame {frame!r}; expected one of {', '.join(FRAMES)}")
+    return table[frame]
+
+
 def to_canonical_points(p, frame: str) -> np.ndarray:
     """Points in ``frame`` (one of :data:`FRAMES`) in the canonical frame."""
-    if frame == CANONICAL:
-        return np.asarray(p, dtype=float)
-    if frame == SHAPENET_V1:
-        return v1_to_canonical_points(p)
-    raise ValueError(f"unknown frame {frame!r}; expected one of {', '.join(FRAMES)}")
+    return _converter(_TO_CANONICAL, frame)(p)
 
 
 def from_canonical_points(p, frame: str) -> np.ndarray:
     """Canonical points in ``frame`` (one of :data:`FRAMES`)."""
-    if frame == CANONICAL:
-        return np.asarray(p, dtype=float)
-    if frame == SHAPENET_V1:
-        return canonical_to_v1_points(p)
-    raise ValueError(f"unknown frame {frame!r}; expected one of {', '.join(FRAMES)}")
+    return _converter(_FROM_CANONICAL, frame)(p)

@@ -238,21 +238,23 @@ def tree_kind(root: str | os.PathLike) -> str | None:
 
 
 def _project_files(root: Path) -> list[Path]:
-    """Files only this project writes, in ``root`` or its parent (a data set's root); with
-    models in ``root`` and no marker, they mean a tree from before the conventions."""
+    """Files only this project writes, in ``root``, beside it (a data set's or the demo's
+    folder: ``splits.json``, ``shapes/procedural.json``, a sibling render tree's summary) or
+    a conversion's journal; with models in ``root`` and no marker, they mean a tree from
+    before the conventions."""
     found = sorted(root.glob("render_summary*.json"))
-    if (root / CONVERSION_JOURNAL).is_file():
-        found.append(root / CONVERSION_JOURNAL)
-    for folder in (root, root.parent):
-        found += [folder / n for n in PROJECT_FILES[1:] if (folder / n).is_file()]
-    return found
+    found += sorted(root.parent.glob("*/render_summary*.json"))
+    candidates = [root / CONVERSION_JOURNAL, root.parent / "shapes" / PROJECT_FILES[2]]
+    candidates += [folder / n for folder in (root, root.parent) for n in PROJECT_FILES[1:]]
+    return found + [path for path in candidates if path.is_file()]
 
 
 def old_tree_message(root: Path, kind: str) -> str:
-    return (f"{root} is a {kind} tree written by an earlier version of this project, in its "
-            "own frame and camera convention rather than 3D-R2N2's (it has no "
-            f"{CONVENTIONS_FILE}); convert it once, in place, with: "
-            f"{CONVERT_COMMAND} {root}")
+    return (f"{root} looks like a {kind} tree written by an earlier version of this project, "
+            "in its own frame and camera convention rather than 3D-R2N2's (it has no "
+            f"{CONVENTIONS_FILE}, and files this project writes are there or beside it); "
+            f"convert it once, in place, with: {CONVERT_COMMAND} {root}   (if it is real "
+            f"3D-R2N2 data instead, mark it so: {CONVERT_COMMAND} --mark-real {root})")
 
 
 def read_marker(root: str | os.PathLike) -> dict | None:
@@ -301,8 +303,18 @@ def claim_tree(root: str | os.PathLike, kind: str, **fields) -> dict:
     before a job writes into it, or refuse (:class:`TreeConventionError`) when what is there
     follows other conventions: mixing them would corrupt the data set."""
     root = Path(root)
-    # A folder without models (or without the folder) is a new tree: it follows what we write.
-    have = tree_conventions(root, kind) if tree_kind(root) or read_marker(root) else {}
+    have = read_marker(root)
+    if have is None and tree_kind(root) is not None:
+        tree_conventions(root, kind)  # raises for an old tree, with the conversion command
+        # Unmarked models whose origin is unknown: an old tree that left no other trace (a
+        # standalone voxelize run, a killed render run) or real R2N2 data. Resuming into it
+        # could mix conventions; the user says which it is.
+        raise TreeConventionError(
+            f"{root} holds {kind} but no {CONVENTIONS_FILE}, so its conventions are unknown; "
+            f"write into an empty folder, or mark it first: {CONVERT_COMMAND} --assume-old "
+            f"{root} (an earlier version of this project wrote it), or {CONVERT_COMMAND} "
+            f"--mark-real {root} (real 3D-R2N2 data)")
+    have = have or {}  # a folder without models (or without the folder) is a new tree
     want = {"convention": CONVENTION, "kind": kind, **fields}
     if kind == VOXELS:
         want["frame"] = VOXEL_FRAME
@@ -312,7 +324,13 @@ def claim_tree(root: str | os.PathLike, kind: str, **fields) -> dict:
         raise TreeConventionError(f"{root} holds {kind} made with " + ", ".join(clash)
                                   + "; write into another folder (mixing would corrupt the "
                                   "data set)")
-    if read_marker(root) is None:
-        root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(root / CONVENTIONS_FILE, json.dumps(want, indent=1) + "\n")
+    if not have:
+        write_marker(root, want)
     return want
+
+
+def write_marker(root: str | os.PathLike, marker: dict) -> None:
+    """Write the tree's :data:`CONVENTIONS_FILE` (atomically)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(root / CONVENTIONS_FILE, json.dumps(marker, indent=1) + "\n")

@@ -100,14 +100,16 @@ def _clamp_index(x, lo, hi):
 
 @njit(cache=True, inline="always")
 def _low_voxel(t, res):
-    """First voxel whose closed box [i, i + 1] reaches coordinate ``t`` (clamped to the grid)."""
-    return _clamp_index(np.ceil(t) - 1.0, 0, res - 1)
+    """First voxel whose closed box [i, i + 1] reaches coordinate ``t`` (clamped to the grid),
+    with the comparisons' slack: a triangle on a voxel plane up to rounding reaches both
+    neighbours, whichever side rounding put it on (so mirrored frames voxelize alike)."""
+    return _clamp_index(np.ceil(t - _SLACK * (1.0 + abs(t))) - 1.0, 0, res - 1)
 
 
 @njit(cache=True, inline="always")
 def _high_voxel(t, res):
-    """Last voxel whose closed box reaches coordinate ``t`` (clamped to the grid)."""
-    return _clamp_index(np.floor(t), 0, res - 1)
+    """Last voxel whose closed box reaches coordinate ``t`` (clamped to the grid), with slack."""
+    return _clamp_index(np.floor(t + _SLACK * (1.0 + abs(t))), 0, res - 1)
 
 
 @njit(cache=True)

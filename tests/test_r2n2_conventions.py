@@ -205,7 +205,7 @@ def test_an_interrupted_conversion_finishes_without_converting_twice(tmp_path):
     (tree / convert_tree.JOURNAL).write_text("/".join(KEY) + "\n")
     with pytest.raises(r2n2.TreeConventionError):  # still counts as old meanwhile
         r2n2.tree_conventions(tree, r2n2.RENDERS)
-    assert convert_tree.convert_tree(tree, r2n2.RENDERS) == 0  # nothing converted again
+    assert convert_tree.convert_tree(tree, r2n2.RENDERS) == (0, 0)  # none converted again
     assert meta.read_text() == by_hand_metadata(CANONICAL_VIEWS) and not new.exists()
     assert not (tree / convert_tree.JOURNAL).exists()
 
@@ -289,3 +289,65 @@ def test_the_renderer_turns_v1_meshes_front_to_the_canonical_front():
     np.testing.assert_allclose(turn @ v1_front_blender, canonical_front_blender, atol=1e-12)
     np.testing.assert_allclose(turn @ [0, 0, 1.0], [0, 0, 1.0], atol=1e-12)  # up stays up
     np.testing.assert_allclose(canonical_turn_blender(frames.CANONICAL), np.eye(3))
+
+
+def test_an_unmarked_tree_of_unknown_origin_is_not_written_into(tmp_path):
+    """No marker and no trace of this project: an old standalone ``voxelize --out`` tree or
+    real data. Resuming into it could mix conventions, so the user says which it is."""
+    write_hand_made_tree(tmp_path)
+    shapenet.write_v2_model(tmp_path / "shapes", *KEY, _l_mesh_parts())
+    cfg = VoxelizeConfig(tmp_path / "shapes", tmp_path / "voxels", res=N)
+    with pytest.raises(r2n2.TreeConventionError, match="--assume-old .*--mark-real"):
+        run_voxelize(cfg)
+    assert synth_main(["convert-r2n2", "--mark-real", str(tmp_path / "voxels")]) == 0
+    assert r2n2.tree_conventions(tmp_path / "voxels", r2n2.VOXELS)["fill"] == "carve"
+    assert run_voxelize(cfg) == 0  # now a marked real tree: resumed, nothing redone
+    np.testing.assert_array_equal(
+        r2n2.read_voxels(r2n2.voxel_path(tmp_path / "voxels", *KEY)).grid, l_shape_v2())
+
+
+def test_a_real_tree_beside_a_split_file_can_be_marked_real(tmp_path):
+    write_hand_made_tree(tmp_path)
+    (tmp_path / "splits.json").write_text("{}")  # arranged for `backend train --data`
+    with pytest.raises(r2n2.TreeConventionError, match="--mark-real"):
+        r2n2.tree_conventions(tmp_path / "voxels", r2n2.VOXELS)
+    assert synth_main(["convert-r2n2", "--mark-real", str(tmp_path)]) == 0
+    assert r2n2.tree_conventions(tmp_path / "renders", r2n2.RENDERS)["kind"] == r2n2.RENDERS
+    np.testing.assert_array_equal(  # bytes untouched: read as R2N2 data
+        r2n2.read_voxels(r2n2.voxel_path(tmp_path / "voxels", *KEY)).grid, l_shape_v2())
+
+
+def test_a_torn_journal_line_and_an_unreadable_file_do_not_stop_a_conversion(tmp_path):
+    from synth_render import convert_tree
+
+    _old_tree(tmp_path)
+    tree = tmp_path / "voxels"
+    broken = r2n2.voxel_path(tree, KEY[0], "broken")
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not binvox")
+    (tree / convert_tree.JOURNAL).write_text("0300")  # a key cut short by a crash
+    assert synth_main(["convert-r2n2", str(tree)]) == 1  # the unreadable file is reported
+    np.testing.assert_array_equal(
+        r2n2.read_voxels(r2n2.voxel_path(tree, *KEY)).grid, l_shape_v2())
+    assert broken.read_bytes() == b"not binvox"  # left as it was
+    assert r2n2.read_marker(tree)["fill"] == "flood"
+
+
+def test_a_rebuild_of_a_converted_data_set_keeps_its_fill(tmp_path):
+    from backend.build_data import _voxel_fill
+
+    _old_tree(tmp_path)
+    assert _voxel_fill(tmp_path / "voxels") == "carve"  # unmarked (refused later anyway)
+    assert synth_main(["convert-r2n2", str(tmp_path)]) == 0
+    assert _voxel_fill(tmp_path / "voxels") == "flood"
+
+
+def test_shards_claiming_one_fresh_tree_at_once_agree(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    roots = [tmp_path / f"t{i}" for i in range(20)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda r: r2n2.claim_tree(r, r2n2.RENDERS), roots * 4))
+    for root in roots:
+        assert r2n2.read_marker(root)["kind"] == r2n2.RENDERS
+        assert [p.name for p in root.iterdir()] == [r2n2.CONVENTIONS_FILE]
