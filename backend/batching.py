@@ -1,4 +1,4 @@
-"""The daemon's bounded job queue with dynamic batching, deadlines and cancel by id.
+"""The daemon's bounded job queue with dynamic batching, deadlines and cancel by request key.
 
 The I/O thread puts jobs (a full queue is answered ``busy`` at once, as Triton, TorchServe and
 Ray Serve do, rather than letting latency grow without bound); the compute thread takes a batch:
@@ -28,6 +28,15 @@ class Job:
     cancelled: bool = False
     frames: list[bytes] = field(default_factory=list)  # the request as received (for workers)
     attempts: int = 0  # workers it was sent to
+    # Whose request it is: the client's token ("c:<token>") or, without one, its connection
+    # ("e:<routing id>"). Only the same scope may retry or cancel it.
+    scope: str = ""
+    token: int = 0  # the server's handle of the accepted job
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(scope, request id)``: a request's identity (ids are unique per client only)."""
+        return self.scope, self.request.id
 
     @property
     def n_images(self) -> int:
@@ -38,38 +47,39 @@ class Job:
 
 
 class JobQueue:
-    """A bounded FIFO of :class:`Job` with lookup by request id (for cancel)."""
+    """A bounded FIFO of :class:`Job` with lookup by :attr:`Job.key` (for cancel)."""
 
     def __init__(self, maxsize: int):
         if maxsize < 1:
             raise ValueError("queue size must be at least 1")
         self._queue: queue.Queue[Job] = queue.Queue(maxsize)
         self._lock = threading.Lock()
-        self._by_id: dict[str, Job] = {}
+        self._by_id: dict[tuple[str, str], Job] = {}
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
 
     def put(self, job: Job) -> bool:
-        """Enqueue; False when the queue is full. A queued job with the same request id is
-        cancelled: it is a client's earlier attempt, whose socket the retry replaced (its
-        answer could reach no one, and computing it would only add load)."""
+        """Enqueue; False when the queue is full. A queued job with the same key is cancelled:
+        it is the same client's earlier attempt (the server normally redirects a retry to the
+        job it already holds instead of queueing it again)."""
         with self._lock:
             try:
                 self._queue.put_nowait(job)
             except queue.Full:
                 return False
-            superseded = self._by_id.get(job.request.id)
+            superseded = self._by_id.get(job.key)
             if superseded is not None:
                 superseded.cancelled = True
-            self._by_id[job.request.id] = job
+            self._by_id[job.key] = job
             return True
 
-    def cancel(self, request_id: str) -> bool:
-        """Mark a queued job cancelled (the compute thread answers it); whether one was found."""
+    def cancel(self, key: tuple[str, str]) -> bool:
+        """Mark the queued job with this :attr:`Job.key` cancelled (the compute thread answers
+        it); whether one was found."""
         with self._lock:
-            job = self._by_id.get(request_id)
+            job = self._by_id.get(key)
             if job is None or job.cancelled:
                 return False
             job.cancelled = True
@@ -81,8 +91,8 @@ class JobQueue:
         except queue.Empty:
             return None
         with self._lock:
-            if self._by_id.get(job.request.id) is job:
-                del self._by_id[job.request.id]
+            if self._by_id.get(job.key) is job:
+                del self._by_id[job.key]
         return job
 
     def next_batch(self, max_images: int, max_wait_s: float, idle_timeout_s: float = 0.1
@@ -113,7 +123,7 @@ class JobQueue:
             self._queue.queue.appendleft(job)
             self._queue.unfinished_tasks += 1
             self._queue.not_empty.notify()
-            self._by_id[job.request.id] = job
+            self._by_id[job.key] = job
 
     def drain(self) -> list[Job]:
         """Remove and return every queued job."""

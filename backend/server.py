@@ -17,13 +17,23 @@ Threads, each owning its own sockets (ZeroMQ sockets are not thread-safe):
 Security: a non-loopback bind needs CURVE keys (``--curve-keys DIR`` from ``backend keys``;
 only clients whose public key is in DIR get through) or ``--insecure``, which logs a warning.
 SIGTERM / Ctrl-C stop accepting work, let queued and running jobs finish (bounded by
-``drain_timeout_s``; leftovers get ``shutting_down``), then close every socket with linger 0.
+``drain_timeout_s``), then answer every accepted job still unanswered — queued or computing —
+with ``shutting_down`` and close every socket with linger 0: each accepted request gets
+exactly one reply. The I/O thread is the only one that answers ``reconstruct`` jobs (computed
+results reach it through the pipe, tagged with the job's token), so a result that comes after
+its job was answered is dropped, and the log shows what was sent.
+
+Request ids are scoped by the client's token (``client`` in the header; by the connection
+without one). A request whose key (scope, id) is already queued or computing is a retry: the
+job is redirected to the retry's connection and answered once, never computed twice; a
+``cancel`` reaches only requests of its own scope.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import logging
 import platform
 import signal
@@ -155,7 +165,11 @@ class Server:
         self._compute_done = threading.Event()
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
-        self._in_flight = 0  # accepted reconstruct jobs whose reply is not yet forwarded
+        # Accepted reconstruct jobs not yet answered, by token, and the token of each key
+        # (scope, request id); both owned by the I/O thread.
+        self._pending: dict[int, Job] = {}
+        self._live: dict[tuple[str, str], int] = {}
+        self._tokens = itertools.count(1)
         self._threads: list[threading.Thread] = []
         self._pool: WorkerPool | None = None  # owned by the I/O thread
 
@@ -291,8 +305,8 @@ class Server:
                     self._tend_workers(router, self._pool.socket in events)
                 if self._stopping.is_set():
                     drain_end = drain_end or time.monotonic() + self.config.drain_timeout_s
-                    if self._in_flight <= 0 or time.monotonic() > drain_end:
-                        self._abandon_queue(router)
+                    if not self._pending or time.monotonic() > drain_end:
+                        self._abandon_all(router)
                         break
         finally:
             self._compute_done.wait(2.0)
@@ -306,34 +320,40 @@ class Server:
         pool = self._pool
         if readable:
             for job, frames, code in pool.receive():
-                self._reply_now(router, job, frames, code)
+                self._answer(router, job.token, frames, code)
         for job, err in pool.check(self.jobs):
-            self._reply_now(router, job, *error_outcome(job.request, err))
+            self._answer(router, job.token, *error_outcome(job.request, err))
 
         def screen(job: Job) -> bool:
-            keep = self._screen(job, router)
-            if not keep:
-                self._in_flight -= 1  # answered here, not by a worker
-            return keep
+            err = self._screen_error(job)
+            if err is not None:  # answered here, not by a worker
+                self._answer(router, job.token, *error_outcome(job.request, err))
+            return err is None
 
         for images in pool.dispatch(self.jobs, self.config.max_batch,
                                     self.config.max_wait_ms / 1000, screen):
             self.stats.record_batch(images)
 
-    def _reply_now(self, router: zmq.Socket, job: Job, frames: list[bytes],
-                   code: str | None) -> None:
-        router.send_multipart(job.envelope + frames)
-        self._in_flight -= 1
+    def _answer(self, router: zmq.Socket, token: int, frames: list, code: str | None) -> None:
+        """Send the reply of accepted job ``token`` to its (latest) connection, once; a reply
+        for a job already answered (``shutting_down`` at the drain's end) is dropped."""
+        job = self._pending.pop(token, None)
+        if job is None:
+            log.debug("dropping a late reply: its request was answered already")
+            return
+        self._live.pop(job.key, None)
+        router.send_multipart(job.envelope + list(frames), copy=False)
         self._done(job.request.id, "reconstruct", job.n_images, job.received, code)
 
     def _forward_replies(self, pipe: zmq.Socket, router: zmq.Socket) -> None:
+        """Results of the compute thread: ``[token, code, *reply frames]``."""
         while True:
             try:
                 frames = pipe.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._in_flight -= 1
-            router.send_multipart(frames, copy=False)
+            token, code = int(frames[0].bytes), frames[1].bytes.decode() or None
+            self._answer(router, token, frames[2:], code)
 
     def _receive_requests(self, router: zmq.Socket) -> None:
         for _ in range(100):  # bounded, so replies are forwarded between bursts
@@ -372,7 +392,7 @@ class Server:
             reply = encode_reply("stats", request.id, {**self.stats.snapshot(), **workers,
                                                        "queue_depth": self.jobs.depth})
         else:
-            found = self.jobs.cancel(request.target)
+            found = self.jobs.cancel((_scope(request, envelope), request.target))
             reply = encode_reply("cancel", request.id, {"target": request.target,
                                                         "cancelled": found})
         self._done(request.id, request.op, 0, received, None)
@@ -382,21 +402,36 @@ class Server:
                  body: list[bytes]) -> list[bytes] | None:
         if self._stopping.is_set():
             raise ProtocolError("shutting_down", request_id=request.id, op="reconstruct")
+        scope = _scope(request, envelope)
+        token = self._live.get((scope, request.id))
+        if token is not None:
+            # A retry (the same client's request on a new connection) of a job still queued
+            # or computing: its one result answers the retry.
+            self._pending[token].envelope = envelope
+            log.info("id=%s: a retry of a request in progress; its result will answer it",
+                     request.id)
+            return None
         deadline = request.options.deadline_ms
         job = Job(request, envelope, received,
-                  received + deadline / 1000 if deadline is not None else None, frames=body)
+                  received + deadline / 1000 if deadline is not None else None, frames=body,
+                  scope=scope, token=next(self._tokens))
         if not self.jobs.put(job):
             raise ProtocolError("busy", f"the queue is full ({self.config.queue_size} "
                                         "requests); try again shortly",
                                 request_id=request.id, op="reconstruct")
-        self._in_flight += 1
+        self._pending[job.token] = job
+        self._live[job.key] = job.token
         return None
 
-    def _abandon_queue(self, router: zmq.Socket) -> None:
-        for job in self.jobs.drain():
-            err = ProtocolError("shutting_down", request_id=job.request.id, op="reconstruct")
-            router.send_multipart(job.envelope + encode_error(err))
-            self._done(job.request.id, "reconstruct", job.n_images, job.received, err.code)
+    def _abandon_all(self, router: zmq.Socket) -> None:
+        """The drain is over: every accepted job still unanswered, queued or computing, gets
+        ``shutting_down`` (a result computed later is dropped by :meth:`_answer`)."""
+        self.jobs.drain()
+        for token, job in list(self._pending.items()):
+            err = ProtocolError("shutting_down", "the server stopped before this request was "
+                                "answered; send it again when the server is back",
+                                request_id=job.request.id, op="reconstruct")
+            self._answer(router, token, encode_error(err), err.code)
 
     def _health(self) -> dict:
         workers = self._pool.describe() if self._pool is not None else {}
@@ -432,13 +467,21 @@ class Server:
     def _compute_loop(self) -> None:
         push = self._ctx.socket(zmq.PUSH)
         push.setsockopt(zmq.LINGER, 0)
+        # After the I/O thread has gone (a drain that timed out) a send must not block forever.
+        push.setsockopt(zmq.SNDTIMEO, 1000)
         push.connect(PIPE)
         try:
             self._ready.wait()
             max_wait = self.config.max_wait_ms / 1000
             while not (self._stopping.is_set() and self.jobs.depth == 0):
                 batch = self.jobs.next_batch(self.config.max_batch, max_wait)
-                live = [job for job in batch if self._screen(job, push)]
+                live = []
+                for job in batch:
+                    err = self._screen_error(job)
+                    if err is None:
+                        live.append(job)
+                    else:
+                        self._push(push, job, *error_outcome(job.request, err))
                 if live:
                     self._run_batch(live, push)
         finally:
@@ -457,23 +500,31 @@ class Server:
             err = ProtocolError("internal", f"batch failed: {type(exc).__name__}: {exc}")
             outcomes = [error_outcome(request, err) for request in requests]
         for job, (frames, code) in zip(live, outcomes, strict=True):
-            push.send_multipart(job.envelope + frames)
-            self._done(job.request.id, "reconstruct", job.n_images, job.received, code)
+            self._push(push, job, frames, code)
 
-    def _screen(self, job: Job, sock: zmq.Socket) -> bool:
-        """Whether to compute ``job``; a cancelled or expired one is answered on ``sock``."""
+    @staticmethod
+    def _push(push: zmq.Socket, job: Job, frames: list[bytes], code: str | None) -> None:
+        """A result to the I/O thread, which answers the job (``[token, code, *frames]``)."""
+        try:
+            push.send_multipart([str(job.token).encode(), (code or "").encode(), *frames])
+        except zmq.ZMQError:  # the I/O thread is gone: it answered the job at the drain's end
+            log.debug("id=%s: result computed after shutdown; dropped", job.request.id)
+
+    @staticmethod
+    def _screen_error(job: Job) -> ProtocolError | None:
+        """Why ``job`` is not to be computed (cancelled, expired), or None."""
         if job.cancelled:
-            err = ProtocolError("cancelled", "the request was cancelled before it was computed")
-        elif job.expired():
-            err = ProtocolError("deadline_exceeded",
-                                f"not started within {job.request.options.deadline_ms:g} ms "
-                                "of arriving (the server is loaded)")
-        else:
-            return True
-        frames, code = error_outcome(job.request, err)
-        sock.send_multipart(job.envelope + frames)
-        self._done(job.request.id, "reconstruct", job.n_images, job.received, code)
-        return False
+            return ProtocolError("cancelled", "the request was cancelled before it was computed")
+        if job.expired():
+            return ProtocolError("deadline_exceeded",
+                                 f"not started within {job.request.options.deadline_ms:g} ms "
+                                 "of arriving (the server is loaded)")
+        return None
+
+
+def _scope(request: Request, envelope: list[bytes]) -> str:
+    """Whose request ids these are: the client's token, else its connection's routing id."""
+    return f"c:{request.client}" if request.client else "e:" + bytes(envelope[0]).hex()
 
 
 def _split_envelope(frames: list[bytes]) -> tuple[list[bytes] | None, list[bytes]]:

@@ -38,8 +38,8 @@ def _box_grid(extent: tuple[int, int, int]) -> np.ndarray:
 
 
 def mark_trees(renders: Path, voxels: Path) -> None:
-    """The markers the project's writers leave (a ``splits.json`` beside unmarked trees makes
-    them trees from before the R2N2 conventions, which readers refuse)."""
+    """The markers the project's writers leave before writing (a ``splits.json`` beside
+    unmarked trees makes them trees from before the R2N2 conventions, which readers refuse)."""
     r2n2.claim_tree(renders, r2n2.RENDERS)
     r2n2.claim_tree(voxels, r2n2.VOXELS, fill="carve", placement="centred")
 
@@ -58,6 +58,7 @@ def r2n2_tree(tmp_path):
     """Renders + voxels for three models (2 chairs, 1 table, 2 views each) and a model
     with renders but no voxels (left out)."""
     renders, voxels = tmp_path / "renders", tmp_path / "voxels"
+    mark_trees(renders, voxels)
     for m, (key, extent) in enumerate([*MODELS.items(), (f"{TABLE}/novox", None)]):
         synset, model_id = key.split("/")
         render_dir = r2n2.rendering_dir(renders, synset, model_id)
@@ -68,7 +69,6 @@ def r2n2_tree(tmp_path):
         if extent is not None:
             r2n2.write_voxels(r2n2.voxel_path(voxels, synset, model_id),
                               Voxels(_box_grid(extent), (-0.5,) * 3, 1.0))
-    mark_trees(renders, voxels)
     return renders, voxels
 
 
@@ -407,11 +407,11 @@ def test_run_eval_scores_a_64_cubed_model_against_64_cubed_grids(tmp_path, r2n2_
 
     renders, voxels = r2n2_tree
     voxels64 = tmp_path / "voxels64"
+    r2n2.claim_tree(voxels64, r2n2.VOXELS, fill="carve", placement="centred")
     for key, extent in MODELS.items():
         grid = np.kron(_box_grid(extent), np.ones((2, 2, 2), dtype=np.uint8)).astype(bool)
         r2n2.write_voxels(r2n2.voxel_path(voxels64, *key.split("/")),
                           Voxels(grid, (-0.5,) * 3, 1.0))
-    r2n2.claim_tree(voxels64, r2n2.VOXELS, fill="carve", placement="centred")
     model_cfg = ModelConfig(image_size=32, vox_channels=(32, 16, 8, 8))
     assert model_cfg.voxel_size == 64
     model_path = tmp_path / "model64.pt"

@@ -65,11 +65,11 @@ def test_bound_only_matches_within_the_class():
 
 
 def _tree(root, grids: dict[str, np.ndarray]) -> None:
+    r2n2.claim_tree(root, r2n2.VOXELS, fill="carve", placement="centred")
     for key, grid in grids.items():
         path = r2n2.voxel_path(root, *key.split("/"))
         path.parent.mkdir(parents=True, exist_ok=True)
         r2n2.write_voxels(path, binvox.Voxels(grid, (-0.5,) * 3, 1.0))
-    r2n2.claim_tree(root, r2n2.VOXELS, fill="carve", placement="centred")
 
 
 def test_cli_writes_class_means_and_refuses_overlapping_subsets(tmp_path, caplog):

@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections import Counter
@@ -467,15 +468,18 @@ def test_full_queue_answers_busy(pipeline):
 def test_a_retry_supersedes_its_queued_earlier_attempt():
     from backend.batching import Job, JobQueue
 
-    def job(rid):
-        return Job(m.decode_request(m.encode_request("reconstruct", rid, [_jpeg()])), [b"p"])
+    def job(rid, scope="c:me"):
+        return Job(m.decode_request(m.encode_request("reconstruct", rid, [_jpeg()])), [b"p"],
+                   scope=scope)
 
     jobs = JobQueue(8)
-    first, other, retry = job("r1"), job("r2"), job("r1")
-    assert all(jobs.put(j) for j in (first, other, retry))
+    first, other, retry, stranger = job("r1"), job("r2"), job("r1"), job("r1", "c:other")
+    assert all(jobs.put(j) for j in (first, other, retry, stranger))
     assert first.cancelled and not other.cancelled and not retry.cancelled
-    assert jobs.cancel("r1") and retry.cancelled  # a cancel reaches the live copy
-    assert jobs.next_batch(8, 0.0) == [first, other, retry]
+    assert not stranger.cancelled  # another client's colliding id is another request
+    assert jobs.cancel(("c:me", "r1")) and retry.cancelled  # a cancel reaches the live copy
+    assert not stranger.cancelled
+    assert jobs.next_batch(8, 0.0) == [first, other, retry, stranger]
 
 
 @pytest.mark.timeout(60)
@@ -492,14 +496,16 @@ def test_cancel_deadline_and_batching(pipeline):
                                                         {**opts, **extra})])
         time.sleep(0.05)
         with ReconClient(srv.endpoint, timeout_s=5, retries=0) as c:
-            assert c.cancel("dropme") is True
+            assert c.cancel("dropme") is False  # another connection's id: not its to cancel
             assert c.cancel("no-such-id") is False
+        sock.send_multipart([b"", *m.encode_request("cancel", "c1", target="dropme")])
         replies = {}
-        for _ in range(5):
+        for _ in range(6):
             r = _recv(sock, 10)
-            replies[r.id] = "ok" if r.ok else r.error[0]
+            replies[r.id] = r.body["cancelled"] if r.op == "cancel" else (
+                "ok" if r.ok else r.error[0])
         assert replies == {"first": "ok", "late": "deadline_exceeded", "dropme": "cancelled",
-                           "b1": "ok", "b2": "ok"}
+                           "b1": "ok", "b2": "ok", "c1": True}
         with ReconClient(srv.endpoint, timeout_s=5, retries=0) as c:
             assert "2" in c.stats()["batch_sizes"]  # b1 and b2 shared one forward pass
         sock.close(linger=0)
@@ -732,3 +738,120 @@ def test_reconstruct_command_server_and_local(server, checkpoint, tmp_path):
     for bad in (["--threshold", "1.5"], ["--crop", "0,0,0,5"]):  # an error line, not a traceback
         assert main(["reconstruct", str(a), "--server", server.endpoint, "--out", str(out),
                      *bad]) == 2
+
+
+# ------------------------------------------------------------------------------ hardening
+
+VOXELS_ONLY = {"outputs": ["voxels"]}
+
+
+def _send(sock, rid: str, client: str | None = None, op: str = "reconstruct", **fields):
+    if client is not None:
+        fields["client"] = client
+    if op == "reconstruct":
+        frames = m.encode_request(op, rid, [_jpeg()], VOXELS_ONLY, **fields)
+    else:
+        frames = m.encode_request(op, rid, **fields)
+    sock.send_multipart([b"", *frames])
+
+
+def _replies(sock, seconds: float) -> list[m.Reply]:
+    """Every reply that arrives within ``seconds``."""
+    out, end = [], time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if sock.poll(int(left * 1000) + 1):
+            frames = sock.recv_multipart()
+            out.append(m.decode_reply(frames[1:] if frames[0] == b"" else frames))
+    return out
+
+
+def _answered_once(replies: list[m.Reply], ids: set[str]) -> dict[str, str]:
+    outcome = {r.id: "ok" if r.ok else r.error[0] for r in replies}
+    assert sorted(r.id for r in replies) == sorted(ids), [r.id for r in replies]
+    return outcome
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("workers", [0, 1])
+def test_stop_answers_every_accepted_request_exactly_once(pipeline, checkpoint, workers):
+    """A drain that ends while a request computes: it gets ``shutting_down`` before the socket
+    closes, the queued ones too, and the late result is never sent as a second reply."""
+    config = ({"workers": 1, "worker_delay_s": 1.5, "checkpoint": str(checkpoint)}
+              if workers else {})
+    srv = _start(SlowPipeline(pipeline, 1.5) if not workers else pipeline, max_batch=1,
+                 drain_timeout_s=0.3, **config)
+    sock = _dealer(srv.endpoint)
+    try:
+        with ReconClient(srv.endpoint, timeout_s=5, retries=0) as c:
+            while c.health().get("workers_ready", 1) < 1:
+                time.sleep(0.2)
+        for i in range(3):
+            _send(sock, f"s{i}")
+        time.sleep(0.5)  # s0 is being computed, s1 and s2 wait
+        stopper = threading.Thread(target=srv.stop)
+        stopper.start()
+        outcome = _answered_once(_replies(sock, 4.0), {"s0", "s1", "s2"})
+        stopper.join(20)
+        assert set(outcome.values()) == {"shutting_down"}, outcome
+    finally:
+        sock.close(linger=0)
+        srv.stop()
+
+
+@pytest.mark.timeout(60)
+def test_colliding_ids_of_two_clients_stay_apart(pipeline):
+    srv = _start(SlowPipeline(pipeline, 0.5), max_batch=1)
+    a, b = _dealer(srv.endpoint), _dealer(srv.endpoint)
+    try:
+        _send(a, "blocker", "client-a")
+        time.sleep(0.15)  # computing; the rest queue behind it
+        _send(a, "1", "client-a")
+        _send(b, "1", "client-b")  # the same id from another client: not a retry of a's
+        time.sleep(0.05)
+        _send(b, "c", "client-b", op="cancel", target="1")  # cancels b's own "1" only
+        assert _answered_once(_replies(a, 3.0), {"blocker", "1"}) == {"blocker": "ok",
+                                                                       "1": "ok"}
+        replies = _replies(b, 1.0)
+        assert {r.id: r.body.get("cancelled", r.ok or r.error[0]) for r in replies} == {
+            "c": True, "1": "cancelled"}
+        # Without tokens ids are scoped by connection: a stranger's cancel finds nothing.
+        _send(a, "blocker2")
+        _send(a, "2")
+        time.sleep(0.05)
+        _send(b, "c2", op="cancel", target="2")
+        assert _replies(b, 1.0)[0].body["cancelled"] is False
+        assert _answered_once(_replies(a, 3.0), {"blocker2", "2"}) == {"blocker2": "ok",
+                                                                        "2": "ok"}
+    finally:
+        a.close(linger=0)
+        b.close(linger=0)
+        srv.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_retry_after_a_reconnect_is_answered_by_the_one_computation(pipeline):
+    srv = _start(SlowPipeline(pipeline, 0.8), max_batch=1)
+    try:
+        first = _dealer(srv.endpoint)
+        _send(first, "r", "client-t")
+        time.sleep(0.2)  # computing
+        first.close(linger=0)  # the client gave up on this socket (Lazy Pirate) ...
+        second = _dealer(srv.endpoint)
+        _send(second, "r", "client-t")  # ... and sends the same request again
+        assert _answered_once(_replies(second, 3.0), {"r"}) == {"r": "ok"}
+        with ReconClient(srv.endpoint, timeout_s=5, retries=0) as c:
+            assert sum(c.stats()["batch_sizes"].values()) == 1  # computed once
+        second.close(linger=0)
+    finally:
+        srv.stop()
+
+
+def test_the_client_sends_its_token_on_reconstruct_and_cancel():
+    client = ReconClient("tcp://127.0.0.1:1")
+    other = ReconClient("tcp://127.0.0.1:1")
+    assert client.token != other.token and len(client.token) >= 16
+    request = m.decode_request(m.encode_request("cancel", "x", target="y", client=client.token))
+    assert request.client == client.token
+    with pytest.raises(m.ProtocolError, match="client"):
+        m.decode_request([json.dumps({"v": 1, "op": "cancel", "id": "x", "target": "y",
+                                      "client": 7}).encode()])

@@ -6,6 +6,10 @@ and the request is sent again, up to ``retries`` more times; then :class:`Server
 A DEALER (not REQ) socket has no send/receive lock-step to break, and replies whose id is not
 the pending request's (late answers to an abandoned attempt) are skipped.
 
+Each client makes up a token (``client`` in the header) and keeps it across reconnects, so the
+server scopes request ids by it: a retry on a fresh socket is recognised as the same request
+(answered by its one computation), and no other client can cancel it.
+
 One :class:`ReconClient` belongs to one thread (ZeroMQ sockets are not thread-safe); the
 Blender add-on drives it from its I/O thread. Stdlib, numpy and zmq only.
 """
@@ -158,6 +162,7 @@ class ReconClient:
         self.max_request_bytes = max_request_bytes
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
+        self.token = new_id()  # scopes this client's request ids on the server
 
     # -- socket lifecycle
 
@@ -251,7 +256,7 @@ class ReconClient:
 
     def _abandon(self, request_id: str) -> None:
         """Ask the server to drop ``request_id`` (its answer is not awaited), then give up."""
-        cancel = encode_request("cancel", new_id(), target=request_id)
+        cancel = encode_request("cancel", new_id(), target=request_id, client=self.token)
         try:
             self._sock.send_multipart([b"", *cancel], zmq.NOBLOCK)
         except zmq.ZMQError:
@@ -274,13 +279,14 @@ class ReconClient:
         outputs, smooth, fuse, crop, deadline_ms); ``cancelled``: see :meth:`request`.
         """
         request_id = request_id or new_id()
-        frames = encode_request("reconstruct", request_id, list(images), options)
+        frames = encode_request("reconstruct", request_id, list(images), options,
+                                client=self.token)
         return decode_reconstruct_reply(self.request(frames, request_id, timeout_s, cancelled))
 
     def _simple(self, op: str, timeout_s: float | None = None, retries: int | None = None,
                 **fields) -> dict:
         request_id = new_id()
-        frames = encode_request(op, request_id, **fields)
+        frames = encode_request(op, request_id, **fields)  # fields may hold client=
         return self.request(frames, request_id, timeout_s, retries=retries).body
 
     def health(self, timeout_s: float | None = None, retries: int | None = None) -> dict:
@@ -297,8 +303,9 @@ class ReconClient:
         return self._simple("stats")
 
     def cancel(self, request_id: str) -> bool:
-        """Drop a queued reconstruct request; whether it was still queued."""
-        return bool(self._simple("cancel", target=request_id).get("cancelled"))
+        """Drop a queued reconstruct request of this client; whether it was still queued."""
+        return bool(self._simple("cancel", target=request_id, client=self.token)
+                    .get("cancelled"))
 
 
 __all__ = ["ReconClient", "CurveKeys", "ClientError", "ServerUnavailable", "RequestFailed",

@@ -20,6 +20,11 @@ Requests (header fields beyond v/op/id):
 - ``cancel``: ``target``: the id of a queued reconstruct request.
 - ``health``, ``info``, ``stats``: nothing else.
 
+``reconstruct`` and ``cancel`` may carry ``client``: a token the client makes up (1 to 128
+characters) and keeps across reconnects. Request ids are scoped by it: only a request with the
+same token and id is the same request (a retry, answered by the one computation) or may cancel
+it. Without a token a request is scoped by its connection, as in earlier v1 servers.
+
 Stdlib, numpy and zmq only, relative imports only: the Blender add-on bundles this package.
 """
 
@@ -136,6 +141,7 @@ class Request:
     images: list[bytes | np.ndarray] = field(default_factory=list)
     options: ReconstructOptions | None = None
     target: str | None = None  # cancel: the id to drop
+    client: str | None = None  # the client's token (scopes ids); None: the connection's
 
 
 def new_id() -> str:
@@ -146,12 +152,15 @@ def new_id() -> str:
 def encode_request(op: str, request_id: str | None = None,
                    images: Sequence[bytes | np.ndarray] = (),
                    options: ReconstructOptions | Mapping | None = None,
-                   target: str | None = None) -> list[bytes]:
+                   target: str | None = None, client: str | None = None) -> list[bytes]:
     """Frames of a request. ``options`` may be a :class:`ReconstructOptions` or a dict of its
-    fields (validated here too, so a client fails before sending)."""
+    fields (validated here too, so a client fails before sending); ``client``: the client's
+    token (see the module docstring)."""
     if op not in OPS:
         raise ProtocolError("unknown_op", f"unknown operation {op!r}; expected one of {OPS}")
     header: dict = {"v": PROTOCOL_VERSION, "op": op, "id": request_id or new_id()}
+    if client is not None:
+        header["client"] = _client_token({"client": client})
     frames: list[bytes] = []
     if op == "reconstruct":
         if not isinstance(options, ReconstructOptions):
@@ -191,11 +200,14 @@ def decode_request(frames: Frames, limits: Limits = Limits()) -> Request:
         if op not in OPS:
             raise ProtocolError("unknown_op", f"unknown operation {op!r}; expected one of {OPS}")
         body = list(frames[1:])
+        client = _client_token(header)
         if op == "reconstruct":
-            return _decode_reconstruct(header, body, request_id, limits)
+            request = _decode_reconstruct(header, body, request_id, limits)
+            request.client = client
+            return request
         _expect_frames(body, 0)
         target = _cancel_target(header) if op == "cancel" else None
-        return Request(op=op, id=request_id, target=target)
+        return Request(op=op, id=request_id, target=target, client=client)
     except ProtocolError as exc:
         rid = header.get("id")
         exc.request_id = rid if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_CHARS else None
@@ -244,6 +256,16 @@ def _expect_frames(body: list, n: int) -> None:
     if len(body) > n:
         raise ProtocolError("extra_frames", f"the header announces {n} binary frames, the "
                                             f"message has {len(body)}")
+
+
+def _client_token(header: dict) -> str | None:
+    token = header.get("client")
+    if token is None:
+        return None
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_ID_CHARS:
+        raise ProtocolError("bad_request", f"'client' must be a string of 1 to {MAX_ID_CHARS} "
+                                           "characters (the client's token)")
+    return token
 
 
 def _cancel_target(header: dict) -> str:
