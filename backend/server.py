@@ -410,7 +410,7 @@ class Server:
             self._pending[token].envelope = envelope
             log.info("id=%s: a retry of a request in progress; its result will answer it",
                      request.id)
-            return None
+            return self._ack(request, retry=True)
         deadline = request.options.deadline_ms
         job = Job(request, envelope, received,
                   received + deadline / 1000 if deadline is not None else None, frames=body,
@@ -421,7 +421,14 @@ class Server:
                                 request_id=request.id, op="reconstruct")
         self._pending[job.token] = job
         self._live[job.key] = job.token
-        return None
+        return self._ack(request, retry=False)
+
+    def _ack(self, request: Request, retry: bool) -> list[bytes] | None:
+        """The acknowledgement a request asked for (``"ack": true``), else None."""
+        if not request.ack:
+            return None
+        return encode_reply("reconstruct", request.id, {"ack": True, "retry": retry,
+                                                        "queue_depth": self.jobs.depth})
 
     def _abandon_all(self, router: zmq.Socket) -> None:
         """The drain is over: every accepted job still unanswered, queued or computing, gets

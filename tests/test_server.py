@@ -855,3 +855,45 @@ def test_the_client_sends_its_token_on_reconstruct_and_cancel():
     with pytest.raises(m.ProtocolError, match="client"):
         m.decode_request([json.dumps({"v": 1, "op": "cancel", "id": "x", "target": "y",
                                       "client": 7}).encode()])
+
+
+@pytest.mark.timeout(60)
+def test_the_client_waits_as_long_as_the_server_works_and_it_is_computed_once(pipeline):
+    """A request that takes longer than the client's whole retry budget (2 s of work, 0.5 s x
+    2 attempts): the server acknowledges it and each resend, so the client waits on; the
+    resends are answered by the one computation."""
+    srv = _start(SlowPipeline(pipeline, 2.0), max_batch=1)
+    try:
+        with ReconClient(srv.endpoint, timeout_s=0.5, retries=1) as c:
+            result = c.reconstruct([_jpeg()], outputs=["voxels"])
+            assert result.outputs[0].voxels is not None
+            stats = c.stats()
+        assert sum(stats["batch_sizes"].values()) == 1  # computed once
+        assert stats["requests"]["reconstruct"] == 1
+    finally:
+        srv.stop()
+
+
+def test_patience_follows_the_size_of_the_request():
+    from backend.protocol.client import MIN_PATIENCE_S, expected_work_s
+
+    assert expected_work_s(1) == MIN_PATIENCE_S
+    big = expected_work_s(16, resolution=128, smooth=True)
+    assert big > 16 * 64 and big > expected_work_s(16, resolution=128)
+
+
+def test_an_acknowledgement_is_only_sent_when_asked_for(pipeline):
+    srv = _start(pipeline)
+    try:
+        sock = _dealer(srv.endpoint)
+        sock.send_multipart([b"", *m.encode_request("reconstruct", "a", [_jpeg()], VOXELS_ONLY,
+                                                    client="t", ack=True)])
+        first, second = _recv(sock, 10), _recv(sock, 20)
+        assert first.ok and first.body["ack"] is True and not first.frames
+        assert second.ok and "outputs" in second.body
+        _send(sock, "b", "t")  # no ack asked: exactly one reply
+        replies = _replies(sock, 3.0)
+        assert [r.id for r in replies] == ["b"] and "outputs" in replies[0].body
+        sock.close(linger=0)
+    finally:
+        srv.stop()

@@ -142,6 +142,19 @@ def is_loopback(endpoint: str) -> bool:
         return False  # "*", an interface name or a host name
 
 
+# A generous bound on a CPU server's time per image at 32³ (preprocessing, forward pass and
+# meshing, under load); meshing grows with the grid (resolution³) and smoothing.
+SECONDS_PER_IMAGE_32 = 2.0
+MIN_PATIENCE_S = 120.0
+
+
+def expected_work_s(images: int, resolution: int | None = None, smooth: bool = False) -> float:
+    """How long a client waits, at most, for a reconstruct request the server acknowledges:
+    its cost grows with the images, the output grid (resolution³) and smoothing."""
+    scale = ((resolution or 32) / 32) ** 3 * (2.0 if smooth else 1.0)
+    return max(MIN_PATIENCE_S, SECONDS_PER_IMAGE_32 * images * max(1.0, scale))
+
+
 class ReconClient:
     """Talk to a reconstruction daemon; every method blocks at most about
     ``timeout_s * (retries + 1)`` seconds."""
@@ -196,11 +209,13 @@ class ReconClient:
 
     def request(self, frames: list[bytes], request_id: str, timeout_s: float | None = None,
                 cancelled: Callable[[], bool] | None = None,
-                retries: int | None = None) -> Reply:
+                retries: int | None = None, patience_s: float | None = None) -> Reply:
         """Send ``frames`` and wait for the reply with ``request_id`` (retrying as above).
 
         ``timeout_s`` and ``retries`` override the client's own for this request only (a quick
-        liveness probe on the same socket, say).
+        liveness probe on the same socket, say). ``patience_s`` (requests sent with
+        ``ack``): while the server keeps acknowledging the request, resending it after each
+        silent ``timeout_s`` is not a lost attempt, for up to this many seconds in all.
 
         ``cancelled``: polled every 50 ms while waiting; when it returns True the server is
         asked to drop the request and :class:`RequestFailed` ``("cancelled", ...)`` is raised
@@ -214,20 +229,42 @@ class ReconClient:
             raise RequestFailed("too_large", f"the request is {size} bytes, more than the "
                                              f"{self.max_request_bytes} the server accepts; "
                                              "downscale or recompress the images")
-        for attempt in range(retries + 1):
+        give_up = None if patience_s is None else time.monotonic() + patience_s
+        attempt = 0
+        while True:
             if self._sock is None:
                 self._sock = self._open()
             self._sock.send_multipart([b"", *frames], copy=False)
-            reply = self._wait(request_id, timeout, cancelled)
+            reply, acked = self._wait_result(request_id, timeout, cancelled)
             if reply is not None:
                 if not reply.ok:
                     raise RequestFailed(*reply.error)
                 return reply
-            log.warning("no reply from %s within %.1f s (attempt %d of %d)", self.endpoint,
-                        timeout, attempt + 1, retries + 1)
             self._reset()  # a fresh socket: the old one may hold a dead connection
+            if acked and give_up is not None and time.monotonic() < give_up:
+                # The server holds the request and is working on it: ask again (it answers
+                # the retry with the one result, and acknowledges it), not a lost attempt.
+                log.info("%s: still in progress on %s after %.1f s; waiting on", request_id,
+                         self.endpoint, timeout)
+                continue
+            attempt += 1
+            if attempt > retries:
+                break
+            log.warning("no reply from %s within %.1f s (attempt %d of %d)", self.endpoint,
+                        timeout, attempt, retries + 1)
         raise ServerUnavailable(f"no reply from {self.endpoint} after {retries + 1} "
                                 f"attempt(s) of {timeout:g} s; is the server running?")
+
+    def _wait_result(self, request_id: str, timeout: float,
+                     cancelled: Callable[[], bool] | None) -> tuple[Reply | None, bool]:
+        """The result (None when none came within ``timeout`` of the last message), and
+        whether the server acknowledged the request meanwhile."""
+        acked = False
+        while (reply := self._wait(request_id, timeout, cancelled)) is not None:
+            if not (reply.ok and reply.body.get("ack")):
+                return reply, acked
+            acked = True  # the server has it: wait a full timeout again for the result
+        return None, acked
 
     def _wait(self, request_id: str, timeout: float,
               cancelled: Callable[[], bool] | None) -> Reply | None:
@@ -277,11 +314,20 @@ class ReconClient:
         ``images``: encoded PNG/JPEG/... bytes or uint8 ``(H, W[, C])`` arrays; ``options``:
         the fields of :class:`~.messages.ReconstructOptions` (threshold, resolution, format,
         outputs, smooth, fuse, crop, deadline_ms); ``cancelled``: see :meth:`request`.
+
+        The wait follows the work: the request asks for an acknowledgement, and while the
+        server keeps acknowledging it (it holds the request and computes it once, whatever
+        the retries) the client waits on for up to :func:`expected_work_s` of the request;
+        a server that does not answer at all still fails after ``timeout_s * (retries + 1)``.
         """
         request_id = request_id or new_id()
-        frames = encode_request("reconstruct", request_id, list(images), options,
-                                client=self.token)
-        return decode_reconstruct_reply(self.request(frames, request_id, timeout_s, cancelled))
+        images = list(images)
+        frames = encode_request("reconstruct", request_id, images, options, client=self.token,
+                                ack=True)
+        patience = expected_work_s(len(images), options.get("resolution"),
+                                   bool(options.get("smooth")))
+        return decode_reconstruct_reply(self.request(frames, request_id, timeout_s, cancelled,
+                                                     patience_s=patience))
 
     def _simple(self, op: str, timeout_s: float | None = None, retries: int | None = None,
                 **fields) -> dict:

@@ -25,6 +25,11 @@ characters) and keeps across reconnects. Request ids are scoped by it: only a re
 same token and id is the same request (a retry, answered by the one computation) or may cancel
 it. Without a token a request is scoped by its connection, as in earlier v1 servers.
 
+``reconstruct`` may also ask for ``"ack": true``: the server then answers at once with an
+acknowledgement (``"ok": true, "ack": true``, no outputs) before the result, and again for each
+retry while the request is still queued or computing, so a client can tell a slow request from
+a dead server. A client that reads one reply per request must not ask for it.
+
 Stdlib, numpy and zmq only, relative imports only: the Blender add-on bundles this package.
 """
 
@@ -142,6 +147,7 @@ class Request:
     options: ReconstructOptions | None = None
     target: str | None = None  # cancel: the id to drop
     client: str | None = None  # the client's token (scopes ids); None: the connection's
+    ack: bool = False  # reconstruct: acknowledge at once (and on each retry), then the result
 
 
 def new_id() -> str:
@@ -152,7 +158,8 @@ def new_id() -> str:
 def encode_request(op: str, request_id: str | None = None,
                    images: Sequence[bytes | np.ndarray] = (),
                    options: ReconstructOptions | Mapping | None = None,
-                   target: str | None = None, client: str | None = None) -> list[bytes]:
+                   target: str | None = None, client: str | None = None,
+                   ack: bool = False) -> list[bytes]:
     """Frames of a request. ``options`` may be a :class:`ReconstructOptions` or a dict of its
     fields (validated here too, so a client fails before sending); ``client``: the client's
     token (see the module docstring)."""
@@ -161,6 +168,8 @@ def encode_request(op: str, request_id: str | None = None,
     header: dict = {"v": PROTOCOL_VERSION, "op": op, "id": request_id or new_id()}
     if client is not None:
         header["client"] = _client_token({"client": client})
+    if ack and op == "reconstruct":
+        header["ack"] = True
     frames: list[bytes] = []
     if op == "reconstruct":
         if not isinstance(options, ReconstructOptions):
@@ -204,6 +213,9 @@ def decode_request(frames: Frames, limits: Limits = Limits()) -> Request:
         if op == "reconstruct":
             request = _decode_reconstruct(header, body, request_id, limits)
             request.client = client
+            request.ack = header.get("ack", False)
+            if not isinstance(request.ack, bool):
+                raise ProtocolError("bad_request", "'ack' must be true or false")
             return request
         _expect_frames(body, 0)
         target = _cancel_target(header) if op == "cancel" else None
