@@ -3,14 +3,20 @@
 Each worker is started with ``spawn`` (CUDA and fork do not mix), loads the model, and talks
 to the I/O thread over a DEALER socket connected to a loopback ROUTER the pool binds:
 
-    worker -> pool: READY | HEARTBEAT | RESULT {key, code} reply-frames...
+    worker -> pool: READY | RESULT {key, code} reply-frames...
+    worker heartbeat socket -> pool: HEARTBEAT name
     pool -> worker: BATCH {jobs: [{key, frames, waited_ms}]} request-frames... | HEARTBEAT | STOP
 
-A worker gets one batch at a time (after READY). Both sides heartbeat every second: a worker
-exits when the pool falls silent (the daemon died), and the pool presumes a worker dead when its
-process exits (``kill -9``) or it falls silent too long. A dead worker's jobs are sent once
-more, to a restarted worker; a job whose second worker dies too gets an ``internal`` error, so
-a client gets its result or a clear error, never a hang.
+A worker gets one batch at a time (after READY). Both sides heartbeat every second; a worker
+does it from a thread of its own with a socket of its own, so its heartbeats keep coming
+while it computes and stop only when the process does (killed, crashed, SIGSTOPped, or out of
+the scheduler's reach). A worker exits when the pool falls silent (the daemon died). The pool
+routes work by liveness: a worker that missed heartbeats (silent for :data:`SUSPECT_S`) gets
+no new batch and ``health`` counts it; one silent for :data:`LIVENESS_S`, whose process
+exited (``kill -9``), or that holds a batch longer than :data:`MAX_BATCH_S` while still
+heartbeating (hung in native code) is presumed dead, killed and restarted. A dead worker's
+jobs are sent once more, to another worker; a job whose second worker dies too gets an
+``internal`` error, so a client gets its result or a clear error, never a hang.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import logging
 import multiprocessing
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -31,8 +38,9 @@ log = logging.getLogger(__name__)
 
 READY, HEARTBEAT, RESULT, BATCH, STOP = b"READY", b"HEARTBEAT", b"RESULT", b"BATCH", b"STOP"
 HEARTBEAT_S = 1.0
-IDLE_LIVENESS_S = 10.0  # an idle worker silent this long is presumed hung
-BUSY_LIVENESS_S = 120.0  # a busy one (a batch of large photos on a slow CPU may take a while)
+SUSPECT_S = 2.5  # silent this long: missed heartbeats, so no new work (and health says so)
+LIVENESS_S = 6.0  # silent this long: presumed dead (heartbeats come while it computes too)
+MAX_BATCH_S = 120.0  # computing one batch longer than this: hung, though its heartbeats come
 STARTUP_LIVENESS_S = 120.0  # spawn + import torch + load the model, on a loaded CPU
 POOL_SILENCE_S = 10.0  # a worker that hears nothing this long assumes the daemon is gone
 MAX_ATTEMPTS = 2  # a job is sent to at most this many workers
@@ -70,8 +78,12 @@ def worker_main(spec: WorkerSpec, name: bytes) -> None:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.IDENTITY, name)
     sock.connect(spec.endpoint)
+    stop_beating = threading.Event()
+    beater = threading.Thread(target=_heartbeat_loop, args=(ctx, spec.endpoint, name,
+                                                            stop_beating), daemon=True)
+    beater.start()
     sock.send(READY)
-    heard = sent = time.monotonic()
+    heard = time.monotonic()
     try:
         while True:
             if sock.poll(int(HEARTBEAT_S * 1000)):
@@ -82,17 +94,39 @@ def worker_main(spec: WorkerSpec, name: bytes) -> None:
                 if frames[0] == BATCH:
                     _run_batch(sock, frames, pipeline, compute_batch, spec.delay_s)
                     sock.send(READY)
-                    sent = time.monotonic()
             elif time.monotonic() - heard > POOL_SILENCE_S:
                 log.warning("the daemon fell silent; exiting")
                 return
-            # On a clock, not on silence: the pool's own heartbeats keep the socket busy.
-            if time.monotonic() - sent >= HEARTBEAT_S:
-                sock.send(HEARTBEAT)
-                sent = time.monotonic()
     finally:
+        stop_beating.set()
+        beater.join(2 * HEARTBEAT_S)
         sock.close(linger=0)
         ctx.term()
+
+
+def heartbeat_name(name: bytes) -> bytes:
+    """The routing id of a worker's heartbeat socket."""
+    return name + b"/hb"
+
+
+def _heartbeat_loop(ctx: zmq.Context, endpoint: str, name: bytes,
+                    stop: threading.Event) -> None:
+    """Heartbeats on a clock from a socket of their own, whatever the main thread does."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IDENTITY, heartbeat_name(name))
+    sock.setsockopt(zmq.SNDHWM, 4)  # a daemon that stopped reading must not fill memory
+    sock.connect(endpoint)
+    try:
+        while True:
+            try:
+                sock.send_multipart([HEARTBEAT, name], zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+            if stop.wait(HEARTBEAT_S):
+                return
+    finally:
+        sock.close(linger=0)
 
 
 def _run_batch(sock, frames, pipeline, compute_batch, delay_s: float) -> None:
@@ -121,6 +155,7 @@ class _Worker:
     ready: bool = False
     started: bool = False  # has said READY at least once (its model loaded)
     jobs: dict[int, Job] = field(default_factory=dict)
+    batch_sent: float = 0.0  # when its current batch was sent
 
 
 class WorkerPool:
@@ -155,9 +190,18 @@ class WorkerPool:
 
     def describe(self) -> dict:
         """Worker counts for ``health``/``stats``."""
+        now = time.monotonic()
         return {"workers": len(self._workers) + self._missing,
-                "workers_ready": sum(w.ready for w in self._workers.values()),
+                "workers_ready": sum(w.ready and self._responsive(w, now)
+                                     for w in self._workers.values()),
+                "workers_missed_heartbeats": sum(w.started and not self._responsive(w, now)
+                                                 for w in self._workers.values()),
                 "worker_restarts": self.restarts}
+
+    @staticmethod
+    def _responsive(worker: _Worker, now: float) -> bool:
+        """Heard from within :data:`SUSPECT_S` (a worker still loading counts as heard)."""
+        return not worker.started or now - worker.last_seen <= SUSPECT_S
 
     @property
     def busy_jobs(self) -> int:
@@ -173,6 +217,11 @@ class WorkerPool:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return done
+            if len(frames) == 3 and frames[1] == HEARTBEAT:  # from a heartbeat socket
+                worker = self._workers.get(frames[2])
+                if worker is not None and frames[0] == heartbeat_name(worker.name):
+                    worker.last_seen = time.monotonic()
+                continue
             worker = self._workers.get(frames[0])
             if worker is None or len(frames) < 2:
                 continue  # a worker already given up for dead
@@ -193,8 +242,10 @@ class WorkerPool:
         that are cancelled or past their deadline (returns True to keep a job). Returns the
         number of images of each batch sent."""
         sent = []
+        now = time.monotonic()
         for worker in self._workers.values():
-            while worker.ready and jobs.depth:
+            # Only to workers whose heartbeats come: a stopped one would sit on the batch.
+            while worker.ready and jobs.depth and self._responsive(worker, now):
                 batch = [j for j in jobs.next_batch(max_images, max_wait_s, 0) if screen(j)]
                 if batch:
                     self._send_batch(worker, batch)
@@ -213,6 +264,7 @@ class WorkerPool:
                          "waited_ms": round((now - job.received) * 1000, 3)})
             frames.extend(job.frames)
         worker.ready = False
+        worker.batch_sent = now
         self.socket.send_multipart([worker.name, BATCH, json.dumps({"jobs": meta}).encode(),
                                     *frames])
 
@@ -228,14 +280,12 @@ class WorkerPool:
                 self.socket.send_multipart([worker.name, HEARTBEAT])
         failed = []
         for worker in list(self._workers.values()):
-            limit = (STARTUP_LIVENESS_S if not worker.started else
-                     BUSY_LIVENESS_S if worker.jobs else IDLE_LIVENESS_S)
-            alive = worker.process.is_alive()
-            if alive and now - worker.last_seen <= limit:
+            reason = self._failure(worker, now)
+            if reason is None:
                 continue
+            alive = worker.process.is_alive()
             log.error("%s (pid %d) %s; restarting it", worker.name.decode(), worker.process.pid,
-                      "is unresponsive" if alive else
-                      f"died (exit code {worker.process.exitcode})")
+                      reason)
             if alive:
                 worker.process.kill()
             worker.process.join(1.0)
@@ -247,6 +297,19 @@ class WorkerPool:
             self.restarts += 1
             self._spawn()
         return failed
+
+    @staticmethod
+    def _failure(worker: _Worker, now: float) -> str | None:
+        """Why ``worker`` is presumed dead, or None while it is fine."""
+        if not worker.process.is_alive():
+            return f"died (exit code {worker.process.exitcode})"
+        silent = now - worker.last_seen
+        if silent > (LIVENESS_S if worker.started else STARTUP_LIVENESS_S):
+            return f"missed its heartbeats for {silent:.1f} s (stopped or hung)"
+        if worker.jobs and now - worker.batch_sent > MAX_BATCH_S:
+            return (f"has computed one batch for more than {MAX_BATCH_S:g} s (hung, though "
+                    "its heartbeats come)")
+        return None
 
     def _schedule_restart(self, worker: _Worker, now: float) -> None:
         """Restart at once after a crash mid-work; back off (up to 30 s) while workers keep

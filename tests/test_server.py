@@ -679,7 +679,7 @@ def _busy_worker(srv: Server, exclude: set[int], timeout_s: float = 30) -> int:
 @pytest.mark.timeout(90)
 def test_worker_killed_mid_request_is_restarted_and_the_request_retried(checkpoint,
                                                                       monkeypatch):
-    monkeypatch.setattr(workers, "IDLE_LIVENESS_S", 2.5)  # so the idle check runs in the test
+    monkeypatch.setattr(workers, "LIVENESS_S", 2.5)  # so the liveness check runs in the test
     srv = Server(ServerConfig(checkpoint=str(checkpoint), bind="tcp://127.0.0.1:0", workers=1,
                               worker_delay_s=1.0))
     srv.start()
@@ -687,7 +687,7 @@ def test_worker_killed_mid_request_is_restarted_and_the_request_retried(checkpoi
         with ReconClient(srv.endpoint, timeout_s=30, retries=0) as c:
             while c.health()["workers_ready"] < 1:  # spawn + torch import + model load
                 time.sleep(0.2)
-            time.sleep(4.0)  # idle longer than the liveness limit: heartbeats keep it alive
+            time.sleep(4.0)  # idle past the liveness limit: its heartbeats keep it alive
             assert c.stats()["worker_restarts"] == 0
             sock = _dealer(srv.endpoint)
             sock.send_multipart([b"", *m.encode_request("reconstruct", "k", [_jpeg()],
@@ -896,4 +896,58 @@ def test_an_acknowledgement_is_only_sent_when_asked_for(pipeline):
         assert [r.id for r in replies] == ["b"] and "outputs" in replies[0].body
         sock.close(linger=0)
     finally:
+        srv.stop()
+
+
+def _until(predicate, timeout_s: float, what: str):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.timeout(120)
+def test_a_stopped_worker_gets_no_work_and_is_replaced(checkpoint, monkeypatch):
+    """SIGSTOP an idle worker: health counts its missed heartbeats at once, new work goes to
+    the other worker, and it is replaced; SIGSTOP a busy one: its job moves to another worker
+    after the liveness limit, not after the old 120 s."""
+    monkeypatch.setattr(workers, "LIVENESS_S", 4.0)
+    srv = Server(ServerConfig(checkpoint=str(checkpoint), bind="tcp://127.0.0.1:0", workers=2,
+                              worker_delay_s=1.0))
+    srv.start()
+    stopped = []
+    try:
+        with ReconClient(srv.endpoint, timeout_s=30, retries=0) as c:
+            _until(lambda: c.health()["workers_ready"] == 2, 90, "two ready workers")
+            idle = next(iter(srv._pool._workers.values())).process.pid
+            os.kill(idle, signal.SIGSTOP)
+            stopped.append(idle)
+            health = _until(lambda: (h := c.health())["workers_missed_heartbeats"] == 1 and h,
+                            workers.SUSPECT_S + 3, "the stopped worker to be reported")
+            assert health["workers_ready"] == 1
+            sock = _dealer(srv.endpoint)
+            t0 = time.monotonic()
+            _send(sock, "to-the-live-one")
+            assert _recv(sock, 20).ok and time.monotonic() - t0 < 8  # not the stopped worker's
+            _until(lambda: c.stats()["worker_restarts"] == 1, 20, "the stopped worker's restart")
+            _until(lambda: c.health()["workers_ready"] == 2, 90, "its replacement")
+            _send(sock, "busy")
+            busy = _busy_worker(srv, exclude=set(stopped))
+            os.kill(busy, signal.SIGSTOP)
+            stopped.append(busy)
+            t0 = time.monotonic()
+            reply = _recv(sock, 30)
+            assert reply.ok and reply.id == "busy"  # computed by another worker
+            assert time.monotonic() - t0 < workers.LIVENESS_S + 10
+            assert c.stats()["worker_restarts"] == 2
+            sock.close(linger=0)
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         srv.stop()
