@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from . import malloc
 from .batching import Job, JobQueue
 from .compute import compute_batch, error_outcome
 from .pipeline import Pipeline
@@ -86,6 +87,8 @@ class ServerConfig:
     curve_keys: str | None = None  # folder from ``backend keys``
     drain_timeout_s: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    malloc_arenas: int = 2  # glibc malloc arenas (0: glibc's default of 8 per core)
+    trim_every: int = 256  # batches between heap trims (0: never); see backend.malloc
 
 
 # ------------------------------------------------------------------------------ statistics
@@ -153,6 +156,7 @@ class Server:
             config = replace(config, max_wait_ms=2.0 if config.device.startswith("cuda") else 0.0)
         self.config = config
         self._check_security()  # before loading anything: fail fast
+        malloc.limit_arenas(config.malloc_arenas)  # before torch and the threads start
         # With worker processes this copy only answers ``info``: keep it off the GPU.
         self.pipeline = pipeline or Pipeline.load(
             config.checkpoint, "cpu" if config.workers > 0 else config.device, config.threads)
@@ -480,6 +484,7 @@ class Server:
         try:
             self._ready.wait()
             max_wait = self.config.max_wait_ms / 1000
+            batches = 0
             while not (self._stopping.is_set() and self.jobs.depth == 0):
                 batch = self.jobs.next_batch(self.config.max_batch, max_wait)
                 live = []
@@ -491,6 +496,9 @@ class Server:
                         self._push(push, job, *error_outcome(job.request, err))
                 if live:
                     self._run_batch(live, push)
+                    batches += 1
+                    if self.config.trim_every and batches % self.config.trim_every == 0:
+                        malloc.trim()
         finally:
             push.close(linger=0)
             self._compute_done.set()
@@ -576,6 +584,10 @@ def add_serve_parser(sub) -> None:
                    help="allow a non-loopback bind without CURVE keys (logs a warning)")
     p.add_argument("--curve-keys", default=None, help="key folder from `backend keys`")
     p.add_argument("--drain-timeout", type=float, default=d.drain_timeout_s)
+    p.add_argument("--malloc-arenas", type=int, default=d.malloc_arenas,
+                   help="cap glibc's malloc arenas (0: glibc's default); keeps RSS flat")
+    p.add_argument("--trim-every", type=int, default=d.trim_every,
+                   help="batches between returning free heap to the system (0: never)")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -585,7 +597,8 @@ def _cmd_serve(args) -> int:
                           max_batch=args.max_batch,
                           max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
                           insecure=args.insecure, curve_keys=args.curve_keys,
-                          drain_timeout_s=args.drain_timeout)
+                          drain_timeout_s=args.drain_timeout,
+                          malloc_arenas=args.malloc_arenas, trim_every=args.trim_every)
     try:
         server = Server(config)
     except (FileNotFoundError, ValueError) as exc:

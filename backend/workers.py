@@ -44,6 +44,7 @@ MAX_BATCH_S = 120.0  # computing one batch longer than this: hung, though its he
 STARTUP_LIVENESS_S = 120.0  # spawn + import torch + load the model, on a loaded CPU
 POOL_SILENCE_S = 10.0  # a worker that hears nothing this long assumes the daemon is gone
 MAX_ATTEMPTS = 2  # a job is sent to at most this many workers
+WORKER_MALLOC_ARENAS, WORKER_TRIM_EVERY = 2, 256  # see backend.malloc
 # Requests reach workers already validated against the server's limits.
 _NO_LIMITS = Limits(max_header_bytes=1 << 40, max_frame_bytes=1 << 40,
                     max_request_bytes=1 << 40, max_images=1 << 20)
@@ -69,7 +70,10 @@ def worker_main(spec: WorkerSpec, name: bytes) -> None:
                         format="%(asctime)s %(levelname)s worker %(process)d: %(message)s")
     # Ctrl-C reaches the whole process group; the daemon drains and then sends STOP.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from . import malloc
     from .compute import compute_batch
+
+    malloc.limit_arenas(WORKER_MALLOC_ARENAS)  # before torch starts its threads
     from .pipeline import Pipeline
 
     pipeline = Pipeline.load(spec.checkpoint, spec.device, spec.threads)
@@ -83,7 +87,7 @@ def worker_main(spec: WorkerSpec, name: bytes) -> None:
                                                             stop_beating), daemon=True)
     beater.start()
     sock.send(READY)
-    heard = time.monotonic()
+    heard, batches = time.monotonic(), 0
     try:
         while True:
             if sock.poll(int(HEARTBEAT_S * 1000)):
@@ -94,6 +98,9 @@ def worker_main(spec: WorkerSpec, name: bytes) -> None:
                 if frames[0] == BATCH:
                     _run_batch(sock, frames, pipeline, compute_batch, spec.delay_s)
                     sock.send(READY)
+                    batches += 1
+                    if batches % WORKER_TRIM_EVERY == 0:
+                        malloc.trim()
             elif time.monotonic() - heard > POOL_SILENCE_S:
                 log.warning("the daemon fell silent; exiting")
                 return

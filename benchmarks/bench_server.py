@@ -7,7 +7,12 @@
 - the protocol's overhead: that latency minus the same pipeline called in-process (the request
   still encoded and decoded; target <= 5 ms at p50);
 - throughput at 1, 4 and 16 concurrent clients with batching (max batch 16) and without (1);
-- with ``--memory N``: the daemon's resident memory before and after N more requests.
+- with ``--memory N``: the daemon's resident memory before and after N more requests;
+- with ``--load N``: N requests from each of 32 and 64 concurrent clients (p50/p99 latency,
+  ``busy`` answers, lost requests: the target is 0 lost);
+- with ``--soak N``: the daemon's RSS over N requests from 32 clients after a warm-up, in MB
+  per 10 000 requests (target <= 10), with the daemon's malloc tuning (``--malloc-arenas``,
+  ``--trim-every``) and, with ``--soak-untuned M``, over M requests without it (the ratio).
 
 The daemon runs as a separate process (``python -m backend serve``), as in use. Without
 ``--checkpoint`` the shipped weights are used; where they are missing, a randomly initialised
@@ -73,12 +78,13 @@ def free_port() -> int:
 class Daemon:
     """``python -m backend serve`` in a subprocess."""
 
-    def __init__(self, checkpoint: Path, max_batch: int, max_wait_ms: float, workers: int):
+    def __init__(self, checkpoint: Path, max_batch: int, max_wait_ms: float, workers: int,
+                 extra: tuple[str, ...] = ()):
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "backend", "serve", "--checkpoint", str(checkpoint),
              "--bind", self.endpoint, "--max-batch", str(max_batch), "--max-wait-ms",
-             str(max_wait_ms), "--queue-size", "256", "--workers", str(workers)],
+             str(max_wait_ms), "--queue-size", "256", "--workers", str(workers), *extra],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with ReconClient(self.endpoint, timeout_s=1.0, retries=60) as c:
             while c.health().get("workers_ready", 1) < 1:
@@ -159,6 +165,92 @@ def throughput(endpoint: str, image: bytes, clients: int, per_client: int) -> fl
     return clients * per_client / (time.perf_counter() - t0)
 
 
+class LoadResult:
+    """What concurrent clients saw: latencies of successful requests, busy answers, losses."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ms: list[float] = []
+        self.busy = self.lost = 0
+
+
+def load(endpoint: str, image: bytes, clients: int, per_client: int) -> LoadResult:
+    """``clients`` threads, each its own client, each sending ``per_client`` requests; a
+    ``busy`` answer is retried after 50 ms (and counted), anything else that is not a result
+    is a lost request."""
+    from backend.protocol import RequestFailed, ServerUnavailable
+
+    result = LoadResult()
+
+    def work():
+        with ReconClient(endpoint, timeout_s=30, retries=2) as c:
+            for _ in range(per_client):
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        c.reconstruct([image])
+                    except RequestFailed as exc:
+                        if exc.code == "busy":
+                            with result.lock:
+                                result.busy += 1
+                            time.sleep(0.05)
+                            continue
+                        with result.lock:
+                            result.lost += 1
+                    except ServerUnavailable:
+                        with result.lock:
+                            result.lost += 1
+                    else:
+                        with result.lock:
+                            result.ms.append((time.perf_counter() - t0) * 1000)
+                    break
+
+    threads = [threading.Thread(target=work) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return result
+
+
+def load_phase(checkpoint: Path, image: bytes, args) -> None:
+    daemon = Daemon(checkpoint, 16, args.max_wait_ms, args.workers)
+    try:
+        load(daemon.endpoint, image, 4, 10)  # warm-up
+        for clients in (32, 64):
+            t0 = time.perf_counter()
+            r = load(daemon.endpoint, image, clients, args.load)
+            rate = len(r.ms) / (time.perf_counter() - t0)
+            print(f"{clients} clients x {args.load} requests: {percentiles(r.ms)}, "
+                  f"{rate:.1f} req/s, busy answers {r.busy}, lost {r.lost}")
+    finally:
+        daemon.stop()
+
+
+def soak(checkpoint: Path, image: bytes, requests: int, extra: tuple[str, ...], label: str,
+         args) -> float:
+    """RSS of the daemon over ``requests`` requests from 32 clients after a warm-up of
+    2 000; returns MB per 10 000 requests (a least-squares slope over 10 samples)."""
+    daemon = Daemon(checkpoint, 16, args.max_wait_ms, args.workers, extra)
+    try:
+        load(daemon.endpoint, image, 32, 2000 // 32)
+        done, trace = 0, [(0, daemon.rss_mb())]
+        step = max(32, requests // 10)
+        lost = 0
+        while done < requests:
+            r = load(daemon.endpoint, image, 32, max(1, step // 32))
+            lost += r.lost
+            done += 32 * max(1, step // 32)
+            trace.append((done, daemon.rss_mb()))
+    finally:
+        daemon.stop()
+    x, y = np.array(trace, dtype=float).T
+    slope = float(np.polyfit(x, y, 1)[0]) * 10_000
+    print(f"soak, {label}: RSS (MB) at {', '.join(f'{int(n)}: {mb:.0f}' for n, mb in trace)}"
+          f"; {slope:+.1f} MB per 10 000 requests after warm-up; lost {lost}")
+    return slope
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=None)
@@ -169,6 +261,14 @@ def main() -> None:
     p.add_argument("--max-wait-ms", type=float, default=0.0,
                    help="the daemon's batching wait (its CPU default: 0)")
     p.add_argument("--workers", type=int, default=0, help="the daemon's worker processes")
+    p.add_argument("--load", type=int, default=0,
+                   help="requests per client for the 32- and 64-client phase (0: skip)")
+    p.add_argument("--soak", type=int, default=0,
+                   help="requests for the RSS soak with the malloc tuning (0: skip)")
+    p.add_argument("--soak-untuned", type=int, default=0,
+                   help="requests for the same soak without it, for the ratio (0: skip)")
+    p.add_argument("--skip-latency", action="store_true",
+                   help="only the --load/--soak phases")
     args = p.parse_args()
 
     print(f"machine: {describe()}")
@@ -182,7 +282,21 @@ def main() -> None:
         print(f"model: {checkpoint}" + ("" if trained else
                                         "  ** RANDOMLY INITIALISED, not trained **"))
         image = test_image()
-        run(checkpoint, image, args)
+        if not args.skip_latency:
+            run(checkpoint, image, args)
+        if args.load:
+            load_phase(checkpoint, image, args)
+        tuned = untuned = None
+        if args.soak:
+            tuned = soak(checkpoint, image, args.soak, (), "malloc tuning on (the default)",
+                         args)
+        if args.soak_untuned:
+            untuned = soak(checkpoint, image, args.soak_untuned,
+                           ("--malloc-arenas", "0", "--trim-every", "0"),
+                           "malloc tuning off", args)
+        if tuned is not None and untuned is not None:
+            print(f"RSS growth, tuning off / on: {untuned:+.1f} / {tuned:+.1f} MB per 10 000 "
+                  "requests (target <= 10 with it on)")
 
 
 def run(checkpoint: Path, image: bytes, args) -> None:

@@ -951,3 +951,14 @@ def test_a_stopped_worker_gets_no_work_and_is_replaced(checkpoint, monkeypatch):
             except ProcessLookupError:
                 pass
         srv.stop()
+
+
+def test_malloc_tuning_is_a_safe_no_op_where_it_does_not_apply():
+    from backend import malloc
+
+    assert malloc.limit_arenas(0) is False  # 0: glibc's default, untouched
+    malloc.trim()  # returns free heap; never raises
+    from backend.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--malloc-arenas", "0", "--trim-every", "0"])
+    assert args.malloc_arenas == 0 and args.trim_every == 0
