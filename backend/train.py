@@ -38,9 +38,12 @@ best becomes the model's threshold (stored in ``model.pt``). Never chosen on tes
 Run folder ``<runs>/<name>/``: ``config.json``, ``log.jsonl`` (one JSON record per log/eval
 step), ``loss_curves.png``, ``checkpoint.pt`` (everything to resume) and ``model.pt`` (what
 ships). Checkpoints are atomic; data order is a function of (seed, step) only, so ``--resume``
-after ``kill -9`` replays the items the lost steps would have seen, in the same order
-(augmentation and cut-paste draws differ). Resuming with another ``--steps`` recomputes the
-learning-rate schedule and the adversarial ramp for the new length (a warning says so).
+after ``kill -9`` replays the items the lost steps would have seen, in the same order. Their
+augmentation and cut-paste draws are replayed too: each item's come from a generator seeded
+by (seed, stream, rank, step, position in batch), whichever loader worker loads it, and the
+global RNG (dropout) is restored from the checkpoint, so a resumed run retraces an
+uninterrupted one. Resuming with another ``--steps`` recomputes the learning-rate schedule and
+the adversarial ramp for the new length (a warning says so).
 
 Multi-process: ``torchrun --nproc_per_node N -m backend train ...`` (gloo on CPU, nccl on CUDA);
 ``batch_size`` is per process and per domain; only rank 0 writes files.
@@ -101,6 +104,9 @@ OPERATIONAL = ("data", "target_images", "runs", "name", "steps", "resume", "devi
 # Fields added after runs were saved: a config without them gets the value that means "off",
 # so an older run resumes (and reports) as it was trained, not with today's default.
 ADDED_LATER = {"paste_p": 0.0}
+# First word of every item seed (StepBatchSampler.item_seed): those streams stay apart from
+# any other SeedSequence a future change derives from the run seed.
+ITEM_SEED_TAG = 0x17E4
 
 
 @dataclass
@@ -241,6 +247,11 @@ class StepBatchSampler(Sampler[list[int]]):
     epoch (unless the set is smaller than one global batch and is repeated). Starting at
     ``start_step`` skips the consumed batches without loading them, which is what makes a
     resumed run see the same batches as an uninterrupted one.
+
+    Indices are :class:`~backend.data.SeededIndex` ints seeded by ``(seed, rank, step,
+    position in batch)``: the data sets draw an item's augmentation and cut-paste from that
+    seed, not from a process's RNG, so those draws too are the same after a resume, in any
+    loader worker, and differ between ranks.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
@@ -259,12 +270,21 @@ class StepBatchSampler(Sampler[list[int]]):
         order = torch.cat([torch.randperm(self.n, generator=g) for _ in range(self.copies)])
         return order[self.rank::self.world][:self.per_rank].tolist()
 
+    def item_seed(self, step: int, position: int) -> tuple[int, ...]:
+        """Seed of the draws of the ``position``-th item of this rank's batch at ``step``."""
+        # SeedSequence takes non-negative ints only (a negative --seed wraps around).
+        return (ITEM_SEED_TAG, self.seed % 2 ** 64, self.rank, step, position)
+
     def __iter__(self) -> Iterator[list[int]]:
+        from .data import SeededIndex
+
         epoch, first = divmod(self.start_step, self.batches_per_epoch)
         while True:
             idx = self.epoch_indices(epoch)
             for b in range(first, self.batches_per_epoch):
-                yield idx[b * self.batch_size:(b + 1) * self.batch_size]
+                step = epoch * self.batches_per_epoch + b
+                yield [SeededIndex(i, self.item_seed(step, j))
+                       for j, i in enumerate(idx[b * self.batch_size:(b + 1) * self.batch_size])]
             epoch, first = epoch + 1, 0
 
 
@@ -309,8 +329,9 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, stream: int, rank: int, worl
     """Endless iterator of collated batches for one stream (0 = source, 1 = target)."""
     seed = cfg.seed * 7919 + stream  # each stream its own order
     sampler = StepBatchSampler(len(dataset), cfg.batch_size, seed, rank, world, start_step)
-    # Worker RNG (augmentation) is seeded from (seed, stream, rank, start step): reproducible
-    # for a given start; after a resume augmentation draws differ from an uninterrupted run.
+    # Augmentation and cut-paste draw from each item's seed (the sampler's SeededIndex), not
+    # from the worker RNG. The loader still gets its own generator: creating the iterator
+    # draws the workers' base seed, which must not come from (and shift) the global RNG.
     gen = torch.Generator().manual_seed((seed * 1_000_003 + rank) * 1_000_003 + start_step)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                         pin_memory=pin, generator=gen,
@@ -682,10 +703,8 @@ def train(cfg: TrainConfig, datasets: dict[str, Dataset] | None = None) -> dict:
     datasets = datasets if datasets is not None else build_datasets(cfg)
     _log_setup(cfg, net, datasets, device, dd, threads, amp)
     model = wrap_distributed(net, device, dd)
-    if dd.world > 1 and cfg.num_workers == 0:
-        # Loading in this process draws augmentation from the global RNG, which every rank
-        # seeded (or restored) alike: give each rank its own stream, as loader workers have.
-        torch.manual_seed((cfg.seed * 1_000_003 + dd.rank) * 1_000_003 + step)
+    # Loading draws nothing from the global RNG (items carry their seeds), so it holds the
+    # training's own draws (dropout) alike on every rank, and the saved state fits them all.
     streams = {name: make_loader(datasets[name], cfg, i, dd.rank, dd.world, step,
                                  device.type == "cuda")
                for i, name in enumerate(("source", "target")) if name in datasets}

@@ -32,6 +32,7 @@ from backend.train import (
     TrainConfig,
     add_train_arguments,
     build_datasets,
+    make_loader,
     resolve_resume,
     train,
 )
@@ -126,11 +127,13 @@ def tiny_config(data: Path, runs: Path, mode: str, steps: int, *extra: str) -> T
         tiny_flags(data, runs, mode, steps) + list(extra)))
 
 
-def tiny_flags(data: Path, runs: Path, mode: str, steps: int) -> list[str]:
+def tiny_flags(data: Path, runs: Path, mode: str, steps: int, augment: bool = False,
+               workers: int = 0) -> list[str]:
     return ["--data", str(data), "--runs", str(runs), "--mode", mode, "--steps", str(steps),
-            "--batch-size", "4", "--lr", "3e-3", "--warmup-steps", "2", "--num-workers", "0",
-            "--threads", "1", "--no-augment", "--log-every", "1", "--eval-every", "1000",
-            "--checkpoint-every", "1000", *TINY_MODEL_FLAGS]
+            "--batch-size", "4", "--lr", "3e-3", "--warmup-steps", "2", "--num-workers",
+            str(workers), "--threads", "1", "--augment" if augment else "--no-augment",
+            "--log-every", "1", "--eval-every", "1000", "--checkpoint-every", "1000",
+            *TINY_MODEL_FLAGS]
 
 
 def read_log(run_dir: Path) -> list[dict]:
@@ -237,6 +240,35 @@ def test_batch_order_is_a_function_of_seed_and_step():
     assert not set(sum(take(r0, 2), [])) & set(sum(take(r1, 2), []))
     # A data set smaller than a batch still gives full batches.
     assert all(len(b) == 8 for b in take(StepBatchSampler(3, 8, seed=0), 4))
+
+
+def test_augmented_batches_are_a_function_of_seed_step_and_rank(tiny_data, tmp_path):
+    """Augmentation and cut-paste draws ride on the sampler's indices: a loader started at
+    step k (in this process or in a worker) gives the images an uninterrupted one gives at k,
+    and loading leaves the global RNG alone."""
+    from backend.data import SeededIndex
+
+    cfg = tiny_config(tiny_data, tmp_path, "unsupervised", 10, "--augment", "--paste-p", "1")
+    sets = build_datasets(cfg)
+
+    def images(name, start, n, workers=0, rank=0, world=1):
+        it = make_loader(sets[name], dataclasses.replace(cfg, num_workers=workers),
+                         ("source", "target").index(name), rank, world, start, False)
+        return [next(it)["image"] for _ in range(n)]
+
+    state = torch.get_rng_state()
+    for name in ("source", "target"):
+        full = images(name, 0, 5)
+        for workers in (0, 1):
+            assert all(map(torch.equal, images(name, 3, 2, workers), full[3:])), (name, workers)
+        rank1 = images(name, 0, 5, rank=1, world=2)
+        assert all(map(torch.equal, images(name, 3, 2, 1, rank=1, world=2), rank1[3:])), name
+    assert torch.equal(torch.get_rng_state(), state)
+    # One item, two seeds: other jitter, shift and background; the same seed: the same image.
+    source = sets["source"]
+    a, b = (source[SeededIndex(0, (1, 2, 3, s))]["image"] for s in (0, 1))
+    assert not torch.equal(a, b)
+    assert torch.equal(source[SeededIndex(0, (1, 2, 3, 0))]["image"], a)
 
 
 # ------------------------------------------------------------------------- training
@@ -488,12 +520,19 @@ def test_load_model_without_default_weights_explains(tmp_path, monkeypatch):
 
 
 def test_resume_after_kill_9_continues_exactly(tiny_data, tmp_path):
-    steps, every = 60, 10
-    reference = train(tiny_config(tiny_data, tmp_path / "ref", "unsupervised", steps))
+    """With augmentation, cut-paste (unsupervised, paste_p 0.5) and a loader worker process:
+    every random draw of an item is a function of (seed, step, rank, position), so the steps
+    a resumed run redoes see the same images, pixel for pixel, as an uninterrupted run."""
+    steps, every = 40, 10
+    cfg = tiny_config(tiny_data, tmp_path / "ref", "unsupervised", steps, "--augment",
+                      "--num-workers", "1")
+    assert cfg.augment and cfg.paste_p == 0.5 and cfg.num_workers == 1
+    reference = train(cfg)
     ref_log = {r["step"]: r for r in read_log(Path(reference["run_dir"]))
                if r["kind"] == "train"}
 
-    flags = tiny_flags(tiny_data, tmp_path / "killed", "unsupervised", steps)
+    flags = tiny_flags(tiny_data, tmp_path / "killed", "unsupervised", steps, augment=True,
+                       workers=1)
     flags += ["--checkpoint-every", str(every)]
     run_dir = tmp_path / "killed" / "unsupervised"
     proc = subprocess.Popen([sys.executable, "-m", "backend.train", *flags], cwd=ROOT,
@@ -518,8 +557,11 @@ def test_resume_after_kill_9_continues_exactly(tiny_data, tmp_path):
                    check=True, capture_output=True, timeout=300)
     records = [r for r in read_log(run_dir) if r["kind"] == "train"]
     assert [r["step"] for r in records] == list(range(1, steps + 1))
-    for r in records:  # same batches, same RNG: the resumed run retraces the reference
-        assert r["loss"] == pytest.approx(ref_log[r["step"]]["loss"], rel=1e-4, abs=1e-6), r
+    keys = ("loss", "voxel_bce", "rec_source", "rec_target", "adv")
+    # Same batches, same augmentation and cut-paste draws, same RNG: the resumed run retraces
+    # the reference (to the 6 decimals of the log).
+    diverged = [(r["step"], k) for r in records for k in keys if r[k] != ref_log[r["step"]][k]]
+    assert not diverged, f"resumed at step {saved['step']}; differs at {diverged[:5]}"
     final = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert final["step"] == steps
 
