@@ -170,9 +170,5 @@ def resample(probs: np.ndarray, resolution: int | None) -> np.ndarray:
 
 
 def _image_error(index: int, exc: ImageError) -> ProtocolError:
-    text = str(exc)
-    if "too many pixels" in text:
-        return ProtocolError("image_too_large", f"image {index}: {text}")
-    if text.startswith("crop box"):
-        return ProtocolError("bad_option", f"image {index}: {text}")
-    return ProtocolError("bad_image", f"image {index}: {text}")
+    """The reply for an image that preprocessing refused: its code, the image's index."""
+    return ProtocolError(getattr(exc, "code", "bad_image"), f"image {index}: {exc}")

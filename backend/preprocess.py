@@ -8,10 +8,10 @@ Torch-free (numpy + Pillow) so the daemon and tools can use it anywhere.
 Steps:
 
 1. :func:`load_image` decodes a path, encoded bytes, a PIL image or a uint8 array; the pixel
-   count is checked from the header *before* decoding (decompression bombs), and the EXIF
-   orientation is applied, so crop boxes are in the image as it is displayed. A JPEG over the
-   pixel cap (a 50 or 200 megapixel phone photo) is decoded at 1/2, 1/4 or 1/8 scale instead
-   of refused; crop boxes stay in the full image's pixels.
+   count and the aspect ratio are checked from the header *before* decoding (decompression
+   bombs, absurd shapes), and the EXIF orientation is applied, so crop boxes are in the image
+   as it is displayed. A JPEG over the pixel cap (a 50 or 200 megapixel phone photo) is decoded
+   at 1/2, 1/4 or 1/8 scale instead of refused; crop boxes stay in the full image's pixels.
 2. Transparency (RGBA, LA, PA, palette or grayscale with a transparent colour) is composited
    over **white**: training's synthetic renders are RGBA on a transparent background, and so
    are user PNGs cut out of their background. Grayscale and 16-bit images become 8-bit RGB.
@@ -28,6 +28,21 @@ so their framing already matches (the object's longer side spans about 45-85 % o
 median 64 %). A user's photo should frame the object the same way: centred, filling roughly
 two thirds of the shorter side; otherwise pass a crop box around it
 (:func:`square_box_around` makes one from a bounding box).
+
+Cost (the daemon preprocesses untrusted images). Steps 2-5 never build the padded square:
+Pillow's resize shrinks a large square by an integer factor ``f`` (block averages) before its
+Lanczos pass, so :func:`preprocess` computes those block averages directly from the image,
+tile by tile (about 1 megapixel each), stores a run of identical padding blocks once, and
+resizes the small reduced square (at most about ``6 * size`` pixels a side). The result is
+the same as padding the whole square first (exactly, in the tests), but the work is bounded by
+the decoded image plus one tile, whatever the padding or crop box. Limits, checked before any
+pixel is decoded: at most ``MAX_PIXELS`` (40 000 000) pixels, and an aspect ratio of at most
+``MAX_ASPECT`` (64:1; beyond it the short side would be thinner than one of the network's 64
+input pixels). Peak memory per image, over what the caller already holds (the encoded bytes or
+the array): at most ``MEMORY_BUDGET_MB`` (256 MB), set by a 40-megapixel image decoded at 4 bytes
+a pixel (160 MB: Pillow keeps RGB, RGBA, CMYK and 32-bit images at 4 bytes a pixel) plus one
+tile's conversions (about 30 MB); tests/test_preprocess_memory.py measures it. A uint8 array is
+read tile by tile in place (no full-size copy).
 """
 
 from __future__ import annotations
@@ -37,7 +52,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -46,6 +61,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SIZE = 64  # the network's input side, in pixels
 MAX_PIXELS = 40_000_000  # cap on width * height, checked before decoding
+MAX_ASPECT = 64  # cap on longer side / shorter side, checked before decoding
+MEMORY_BUDGET_MB = 256  # peak memory of one preprocess() call for the largest admitted image
 # Median share of the frame that the object's longer side spans in the R2N2-protocol renders
 # (measured on the procedural data set: 5/50/95 % = 0.45/0.64/0.86).
 OBJECT_FRACTION = 0.64
@@ -56,10 +73,31 @@ Box = tuple[float, float, float, float]
 _WHITE = 255
 DECODE_SCALE = "decode_scale"  # img.info key set by a reduced JPEG decode
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_REDUCING_GAP = 3.0  # as Pillow's resize(reducing_gap=3.0): shrink by int(side / size / 3) first
+_TILE_SIDE = 1024  # pixels a side of the tiles the image is converted and reduced in
+_ORIENTATIONS = {  # EXIF orientation -> the transpose that displays the image (as ImageOps)
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class ImageError(ValueError):
-    """An input that cannot be turned into a network image (with a message saying why)."""
+    """An input that cannot be turned into a network image (with a message saying why).
+
+    ``code`` is the daemon's error code for it: ``image_too_large`` (over the pixel cap),
+    ``bad_option`` (a bad crop box) or ``bad_image`` (anything else, an aspect ratio beyond
+    ``MAX_ASPECT`` included). The message texts keep the words the daemon has matched so far:
+    "too many pixels" for ``image_too_large``, a leading "crop box" for ``bad_option``.
+    """
+
+    def __init__(self, message: str, code: str = "bad_image"):
+        super().__init__(message)
+        self.code = code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,13 +111,23 @@ def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS,
     ``source``: a file path, encoded bytes (PNG, JPEG, WebP, ... anything Pillow reads), a PIL
     image, or a uint8 array ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``.
     Raises :class:`ImageError` for unreadable, empty or undecodable input, more than
-    ``max_pixels`` pixels (checked from the header, before any pixel is decoded), or an array
-    of the wrong dtype or shape. ``apply_exif=False`` keeps the stored pixel order (for data
-    sets whose annotations refer to it).
+    ``max_pixels`` pixels or an aspect ratio beyond ``MAX_ASPECT`` (both checked from the
+    header, before any pixel is decoded), or an array of the wrong dtype or shape.
+    ``apply_exif=False`` keeps the stored pixel order (for data sets whose annotations refer
+    to it). The whole image is in memory: :func:`preprocess` reads big images more cheaply.
     """
     if isinstance(source, np.ndarray):
-        img = _from_array(source)
-    elif isinstance(source, Image.Image):
+        img = _from_array(source, max_pixels)
+    else:
+        img = _opened(source, max_pixels)
+    if apply_exif:
+        img = _exif_transposed(img)
+    return img
+
+
+def _opened(source: ImageSource, max_pixels: int) -> Image.Image:
+    """A decoded PIL image from anything but an array, its stored pixel order kept."""
+    if isinstance(source, Image.Image):
         img = source
     elif isinstance(source, bytes | bytearray | memoryview):
         img = _open_encoded(bytes(source), "image bytes", max_pixels)
@@ -90,8 +138,6 @@ def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS,
                          "a path, bytes, a PIL image or a uint8 numpy array")
     _check_pixels(img.size, max_pixels, "image")
     _decode(img, "image")  # a lazily opened PIL image is decoded only now, after the check
-    if apply_exif:
-        img = _exif_transposed(img)
     return img
 
 
@@ -114,7 +160,7 @@ def _open_encoded(data: bytes, what: str, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))  # reads the header only
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{what}: too many pixels ({exc})") from exc
+        raise ImageError(f"{what}: too many pixels ({exc})", "image_too_large") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{what}: not a decodable image ({exc})") from exc
     _reduce_jpeg(img, max_pixels)
@@ -152,10 +198,14 @@ def _check_pixels(size: tuple[int, int], max_pixels: int, what: str) -> None:
         raise ImageError(f"{what}: empty image ({w}x{h})")
     if w * h > max_pixels:
         raise ImageError(f"{what}: too many pixels ({w}x{h} = {w * h} > {max_pixels}); "
-                         "downscale the image first")
+                         "downscale the image first", "image_too_large")
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise ImageError(f"{what}: aspect ratio of {w}x{h} is beyond {MAX_ASPECT}:1; "
+                         "crop the image to the object first")
 
 
-def _from_array(arr: np.ndarray) -> Image.Image:
+def _checked_array(arr: np.ndarray, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A valid image array as ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (a view, no copy)."""
     if arr.dtype != np.uint8:
         raise ImageError(f"image array must be uint8 (0..255), got {arr.dtype}")
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -164,8 +214,26 @@ def _from_array(arr: np.ndarray) -> Image.Image:
         raise ImageError(f"image array must be (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageError(f"empty image array {arr.shape}")
+    _check_pixels((arr.shape[1], arr.shape[0]), max_pixels, "image")
+    return arr
+
+
+def _array_image(arr: np.ndarray) -> Image.Image:
     mode = {2: "L", 3: "RGB", 4: "RGBA"}[arr.ndim if arr.ndim == 2 else arr.shape[2]]
     return Image.fromarray(np.ascontiguousarray(arr), mode=mode)
+
+
+def _from_array(arr: np.ndarray, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    return _array_image(_checked_array(arr, max_pixels))
+
+
+def _orientation(img: Image.Image) -> Image.Transpose | None:
+    """The transpose that displays ``img`` (its EXIF orientation), as ImageOps.exif_transpose."""
+    try:
+        return _ORIENTATIONS.get(img.getexif().get(0x0112, 1))
+    except Exception as exc:  # a malformed EXIF block must not reject a good image
+        log.debug("ignoring unreadable EXIF orientation: %s", exc)
+        return None
 
 
 def _exif_transposed(img: Image.Image) -> Image.Image:
@@ -174,6 +242,57 @@ def _exif_transposed(img: Image.Image) -> Image.Image:
     except Exception as exc:  # a malformed EXIF block must not reject a good image
         log.debug("ignoring unreadable EXIF orientation: %s", exc)
         return img
+
+
+class _Pixels:
+    """A decoded image read region by region, in its displayed (EXIF-oriented) frame, so that
+    neither a transposed nor a converted full-size copy is ever made."""
+
+    def __init__(self, img: Image.Image | None = None, arr: np.ndarray | None = None,
+                 method: Image.Transpose | None = None):
+        self.img, self.arr, self.method = img, arr, method
+        if arr is not None:
+            self.size = (arr.shape[1], arr.shape[0])
+        else:
+            w, h = img.size
+            swap = method in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+                              Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+            self.size = (h, w) if swap else (w, h)
+        self.info = {} if img is None else img.info
+
+    def region(self, x0: int, y0: int, x1: int, y1: int) -> Image.Image:
+        """The displayed pixels ``[x0, x1) x [y0, y1)`` (inside the image) as a PIL image."""
+        if self.arr is not None:
+            return _array_image(self.arr[y0:y1, x0:x1])
+        if self.method is None:
+            return self.img.crop((x0, y0, x1, y1))
+        return self.img.crop(_stored_box(self.method, self.img.size, (x0, y0, x1, y1))
+                             ).transpose(self.method)
+
+
+def _stored_box(method: Image.Transpose, stored: tuple[int, int],
+                box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The box of the stored image that ``method`` turns into the displayed ``box``."""
+    sw, sh = stored
+    x0, y0, x1, y1 = box
+    t = Image.Transpose
+    return {
+        t.FLIP_LEFT_RIGHT: (sw - x1, y0, sw - x0, y1),
+        t.FLIP_TOP_BOTTOM: (x0, sh - y1, x1, sh - y0),
+        t.ROTATE_180: (sw - x1, sh - y1, sw - x0, sh - y0),
+        t.TRANSPOSE: (y0, x0, y1, x1),
+        t.ROTATE_270: (y0, sh - x1, y1, sh - x0),  # 90 degrees clockwise
+        t.ROTATE_90: (sw - y1, x0, sw - y0, x1),  # 90 degrees counter-clockwise
+        t.TRANSVERSE: (sw - y1, sh - x1, sw - y0, sh - x0),
+    }[method]
+
+
+def _pixels(source: ImageSource, max_pixels: int) -> _Pixels:
+    """``source`` checked and decoded (as :func:`load_image`) but not transposed or copied."""
+    if isinstance(source, np.ndarray):
+        return _Pixels(arr=_checked_array(source, max_pixels))
+    img = _opened(source, max_pixels)
+    return _Pixels(img=img, method=_orientation(img))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,74 +326,144 @@ def to_rgb(img: Image.Image) -> tuple[np.ndarray, bool]:
     try:
         if not _has_alpha(img):
             return np.asarray(img.convert("RGB")), False
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
+        rgba = np.asarray(img.convert("RGBA"))
     except (ValueError, OSError) as exc:
         raise ImageError(f"cannot convert image mode {img.mode!r} to RGB: {exc}") from exc
-    alpha = rgba[:, :, 3:] / 255.0
-    out = rgba[:, :, :3] * alpha + _WHITE * (1.0 - alpha)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8), True
+    # rgb * a + 255 * (1 - a) for a = alpha / 255, rounded, in integers: the sum times 255 is
+    # 65025 - alpha * (255 - rgb), which fits uint16 and is never a tie (x.5) before dividing.
+    alpha = rgba[:, :, 3:].astype(np.uint16)
+    out = rgba[:, :, :3] * alpha
+    alpha ^= np.uint16(255)  # 255 - alpha
+    alpha *= np.uint16(255)
+    alpha += np.uint16(127)  # rounding
+    out += alpha
+    out += (out >> 8) + np.uint16(1)  # (x + 1 + (x >> 8)) >> 8 == x // 255 for x < 65535
+    out >>= 8
+    return out.astype(np.uint8), True
+
+
+def _rgb_pixels(img: Image.Image) -> np.ndarray:
+    return to_rgb(img)[0]
+
+
+def _alpha_pixels(img: Image.Image) -> np.ndarray:
+    """The alpha channel three times (so it is resampled exactly as RGB pixels are)."""
+    return np.asarray(_eight_bit(img).convert("RGBA"))[:, :, 3:].repeat(3, axis=2)
 
 
 # ---------------------------------------------------------------------------------------------
 # Geometry: crop, pad to square, resize
 # ---------------------------------------------------------------------------------------------
 
-def _place(rgb: np.ndarray, box: tuple[int, int, int, int], fill: int | None) -> np.ndarray:
-    """The pixels of ``box`` (x0, y0, x1, y1), which may reach past the border; the part
-    outside is ``fill`` (white for images with alpha, 0 for an alpha channel) or, with
-    ``None``, replicates the nearest edge pixel."""
-    h, w = rgb.shape[:2]
-    x0, y0, x1, y1 = box
-    inside = rgb[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)]
-    pad = ((max(-y0, 0), max(y1 - h, 0)), (max(-x0, 0), max(x1 - w, 0)), (0, 0))
-    if not any(any(p) for p in pad):
-        return inside
-    if fill is not None:
-        return np.pad(inside, pad, mode="constant", constant_values=fill)
-    return np.pad(inside, pad, mode="edge")
-
-
 def _crop_box(crop: Sequence[float], width: int, height: int, max_pixels: int = MAX_PIXELS,
               scale: float = 1.0) -> tuple[int, int, int, int]:
     """Validate ``(x, y, w, h)`` and round it to whole pixels ``(x0, y0, x1, y1)`` of the
     decoded image (``scale`` full-image pixels per decoded pixel). The box may reach past the
-    border (padding), but its square may hold at most ``4 * max_pixels`` pixels: a huge box on
-    a small image would otherwise allocate gigabytes."""
+    border (padding), but its square may hold at most ``4 * max_pixels`` pixels."""
+    def bad(message: str) -> ImageError:
+        return ImageError(message, "bad_option")
     try:
         x, y, w, h = (float(v) / scale for v in crop)
     except (TypeError, ValueError) as exc:
-        raise ImageError(f"crop box must be four numbers (x, y, w, h), got {crop!r}") from exc
+        raise bad(f"crop box must be four numbers (x, y, w, h), got {crop!r}") from exc
     if not all(math.isfinite(v) for v in (x, y, w, h)):
-        raise ImageError(f"crop box must be finite, got {crop!r}")
+        raise bad(f"crop box must be finite, got {crop!r}")
     x0, y0 = round(x), round(y)
     x1, y1 = round(x + w), round(y + h)
     if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
-        raise ImageError(f"crop box {crop!r} has a non-positive size (at least one pixel)")
+        raise bad(f"crop box {crop!r} has a non-positive size (at least one pixel)")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-        raise ImageError(f"crop box {crop!r} lies outside the {round(width * scale)}x"
-                         f"{round(height * scale)} image")
+        raise bad(f"crop box {crop!r} lies outside the {round(width * scale)}x"
+                  f"{round(height * scale)} image")
     if max(x1 - x0, y1 - y0) ** 2 > 4 * max_pixels:
-        raise ImageError(f"crop box {crop!r} is too large: its square would hold more than "
-                         f"{4 * max_pixels} pixels")
+        raise bad(f"crop box {crop!r} is too large: its square would hold more than "
+                  f"{4 * max_pixels} pixels")
     return x0, y0, x1, y1
 
 
-def _square(rgb: np.ndarray, fill: int | None) -> np.ndarray:
-    """Pad to a square with the content centred (an odd leftover pixel goes right/bottom);
-    ``fill`` as for :func:`_place`."""
-    h, w = rgb.shape[:2]
-    side = max(h, w)
-    x0, y0 = -((side - w) // 2), -((side - h) // 2)
-    return _place(rgb, (x0, y0, x0 + side, y0 + side), fill)
+def _axis_plan(side: int, f: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """One axis of the padded square (``side`` pixels, content at ``[lo, hi)``) reduced by
+    ``f``: the square's pixel coordinates to read, and how many times each reduced block of
+    them repeats. Runs of whole blocks of pure padding are identical, so one stands for all."""
+    n = -(-side // f)  # blocks, the last one possibly partial
+    e0, e1 = lo // f * f, min(-(-hi // f) * f, side)  # the blocks the content touches
+    ranges, reps = [], []
+    if e0:
+        ranges.append(np.arange(0, f))
+        reps.append(e0 // f)
+    ranges.append(np.arange(e0, e1))
+    reps += [1] * -(-(e1 - e0) // f)
+    if e1 < side:  # e1 is then a multiple of f
+        last = (n - 1) * f
+        full = n - e1 // f - (side - last < f)  # whole blocks after the content
+        if full:
+            ranges.append(np.arange(e1, e1 + f))
+            reps.append(full)
+        if side - last < f:
+            ranges.append(np.arange(last, side))
+            reps.append(1)
+    return np.concatenate(ranges), np.array(reps)
 
 
-def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    if rgb.shape[0] == size and rgb.shape[1] == size:
-        return rgb
-    img = Image.fromarray(rgb, mode="RGB")
-    # reducing_gap: shrink large photos by integer steps first (fast), then Lanczos; the
-    # difference from a full Lanczos is below one grey level.
-    return np.asarray(img.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0))
+def _network_pixels(pixels: _Pixels, box: tuple[int, int, int, int], size: int,
+                    fill: int | None, convert: Callable[[Image.Image], np.ndarray]
+                    ) -> np.ndarray:
+    """``box`` (x0, y0, x1, y1; it may reach past the border) padded to a square and resized
+    to ``(size, size, 3)`` uint8, as Pillow's ``resize(LANCZOS, reducing_gap=3.0)`` of the
+    padded square, without making the square. The part of the square outside the image is
+    ``fill`` or, with ``None``, the nearest edge pixel; ``convert`` turns a region of the image
+    into uint8 ``(h, w, 3)`` pixels."""
+    width, height = pixels.size
+    bx0, by0, bx1, by1 = box
+    side = max(bx1 - bx0, by1 - by0)
+    ox, oy = bx0 - (side - (bx1 - bx0)) // 2, by0 - (side - (by1 - by0)) // 2  # square's origin
+    ix0, iy0, ix1, iy1 = max(bx0, 0), max(by0, 0), min(bx1, width), min(by1, height)
+    f = int(side / size / _REDUCING_GAP) or 1
+    xs, x_reps = _axis_plan(side, f, ix0 - ox, ix1 - ox)
+    ys, y_reps = _axis_plan(side, f, iy0 - oy, iy1 - oy)
+    xs, ys = xs + ox, ys + oy  # image coordinates
+    step = f * max(1, _TILE_SIDE // f)  # tiles of whole blocks: reducing them tile by tile is
+    rows = []                           # the same as reducing the whole square
+    for r0 in range(0, len(ys), step):
+        tiles = [_reduced_tile(pixels, ys[r0:r0 + step], xs[c0:c0 + step],
+                               (ix0, iy0, ix1, iy1), f, fill, convert)
+                 for c0 in range(0, len(xs), step)]
+        rows.append(np.concatenate(tiles, axis=1))
+    reduced = np.repeat(np.repeat(np.concatenate(rows, axis=0), y_reps, axis=0), x_reps, axis=1)
+    if side == size:
+        return reduced
+    img = Image.fromarray(reduced, mode="RGB")
+    if f == 1:
+        return np.asarray(img.resize((size, size), Image.Resampling.LANCZOS))
+    # what Pillow's resize does after its reduce step (box in reduced pixels)
+    return np.asarray(img.resize((size, size), Image.Resampling.LANCZOS,
+                                 box=(0, 0, side / f, side / f)))
+
+
+def _reduced_tile(pixels: _Pixels, ys: np.ndarray, xs: np.ndarray,
+                  inside: tuple[int, int, int, int], f: int, fill: int | None,
+                  convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """Square pixels at image coordinates ``ys`` x ``xs`` (``inside`` the image box or
+    padding), reduced by ``f``."""
+    ix0, iy0, ix1, iy1 = inside
+    in_y, in_x = (ys >= iy0) & (ys < iy1), (xs >= ix0) & (xs < ix1)
+    if fill is not None and not (in_y.any() and in_x.any()):
+        tile = np.full((len(ys), len(xs), 3), fill, np.uint8)
+    else:
+        cy, cx = np.clip(ys, iy0, iy1 - 1), np.clip(xs, ix0, ix1 - 1)  # edge replication
+        y0, x0 = int(cy[0]), int(cx[0])  # coordinates only grow: the region is contiguous
+        tile = convert(pixels.region(x0, y0, int(cx[-1]) + 1, int(cy[-1]) + 1))
+        if len(cy) != tile.shape[0]:  # padding rows repeat an edge row
+            tile = tile.take(cy - y0, axis=0)
+        if len(cx) != tile.shape[1]:
+            tile = tile.take(cx - x0, axis=1)
+        if fill is not None and not (in_y.all() and in_x.all()):
+            tile = np.array(tile)  # writable
+            tile[~in_y] = fill
+            tile[:, ~in_x] = fill
+    if f == 1:
+        return tile
+    return np.asarray(Image.fromarray(tile, mode="RGB").reduce(f))
 
 
 def square_box_around(bbox: Sequence[float], fraction: float = OBJECT_FRACTION) -> Box:
@@ -298,31 +487,33 @@ def preprocess(source: ImageSource, size: int = IMAGE_SIZE, crop: Sequence[float
                max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The network input for one image: float32 ``(3, size, size)`` in [-1, 1].
 
-    See the module docstring for the steps. ``crop`` is ``(x, y, w, h)`` in pixels of the
-    (EXIF-oriented) image; raises :class:`ImageError` for bad input or a bad crop box.
+    See the module docstring for the steps and their cost. ``crop`` is ``(x, y, w, h)`` in
+    pixels of the (EXIF-oriented) image; raises :class:`ImageError` for bad input or a bad
+    crop box.
     """
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
-    img = load_image(source, max_pixels)
-    scale = img.info.get(DECODE_SCALE, 1.0)
-    rgb, had_alpha = to_rgb(img)
+    pixels = _pixels(source, max_pixels)
+    width, height = pixels.size
+    _, had_alpha = to_rgb(pixels.region(0, 0, 1, 1))  # the mode decides, not the pixel
     fill = _WHITE if had_alpha else None  # transparency was composited over white
+    box = (0, 0, width, height)
     if crop is not None:
-        box = _crop_box(crop, rgb.shape[1], rgb.shape[0], max_pixels, scale)
-        rgb = _place(rgb, box, fill)
-    rgb = _resize(_square(rgb, fill), size)  # (size, size, 3) uint8
+        box = _crop_box(crop, width, height, max_pixels, pixels.info.get(DECODE_SCALE, 1.0))
+    rgb = _network_pixels(pixels, box, size, fill, _rgb_pixels)  # (size, size, 3) uint8
     return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
 
 
 def alpha_mask(source: ImageSource, size: int = IMAGE_SIZE) -> np.ndarray | None:
     """The alpha channel of ``source`` in the geometry :func:`preprocess` gives its pixels
     (padded to a square, resized): ``(size, size)`` float32 in [0, 1]; None without alpha."""
-    img = _eight_bit(load_image(source))
-    if not _has_alpha(img):
+    pixels = _pixels(source, MAX_PIXELS)
+    if not _has_alpha(_eight_bit(pixels.region(0, 0, 1, 1))):
         return None
-    alpha = np.asarray(img.convert("RGBA"))[:, :, 3:].repeat(3, axis=2)  # _resize takes RGB
+    width, height = pixels.size
     # padded with 0 (transparent), not white: the padding shows the background
-    return _resize(_square(alpha, fill=0), size)[:, :, 0].astype(np.float32) / 255.0
+    alpha = _network_pixels(pixels, (0, 0, width, height), size, 0, _alpha_pixels)
+    return alpha[:, :, 0].astype(np.float32) / 255.0
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
