@@ -1,9 +1,12 @@
 """Keeping a long-running process's heap from fragmenting (glibc only; a no-op elsewhere).
 
 glibc gives every thread that allocates its own arena (up to 8 per core), and frees into
-them without returning memory to the system; a daemon whose threads (I/O, compute, ZeroMQ's,
-torch's) allocate batches of varying size then grows slowly although nothing leaks. Capping
-the arenas and trimming the heap now and then keeps its resident memory flat.
+them without returning memory to the system; and after a large block is freed it raises its
+mmap threshold, so later large blocks (a batch's arrays, a few MB) come from the heap and
+leave holes there. A daemon whose threads (I/O, compute, ZeroMQ's, torch's) allocate batches
+of varying size then grows slowly although nothing leaks. Capping the arenas, fixing the mmap
+threshold (large blocks are mapped and unmapped whole) and trimming the heap now and then
+keep its resident memory flat.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import sys
 
 log = logging.getLogger(__name__)
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
+M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameters
+MMAP_THRESHOLD = 1 << 20  # blocks of 1 MiB and more: mapped, returned on free
 
 
 def _libc():
@@ -33,11 +37,13 @@ _LIBC = _libc()
 
 
 def limit_arenas(count: int) -> bool:
-    """Cap glibc's malloc arenas at ``count`` (0: leave the default); whether it applied.
-    Call it before the process starts its threads: arenas already made stay."""
+    """Cap glibc's malloc arenas at ``count`` and fix its mmap threshold (0: leave both at
+    glibc's defaults); whether it applied. Call it before the process starts its threads:
+    arenas already made stay."""
     if count <= 0 or _LIBC is None:
         return False
-    return bool(_LIBC.mallopt(M_ARENA_MAX, int(count)))
+    fixed = _LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # also stops its dynamic rise
+    return bool(_LIBC.mallopt(M_ARENA_MAX, int(count))) and bool(fixed)
 
 
 def trim() -> None:

@@ -88,7 +88,7 @@ class ServerConfig:
     drain_timeout_s: float = 10.0
     limits: Limits = field(default_factory=Limits)
     malloc_arenas: int = 2  # glibc malloc arenas (0: glibc's default of 8 per core)
-    trim_every: int = 256  # batches between heap trims (0: never); see backend.malloc
+    trim_every: int = 64  # batches between heap trims (0: never); see backend.malloc
 
 
 # ------------------------------------------------------------------------------ statistics

@@ -44,7 +44,7 @@ MAX_BATCH_S = 120.0  # computing one batch longer than this: hung, though its he
 STARTUP_LIVENESS_S = 120.0  # spawn + import torch + load the model, on a loaded CPU
 POOL_SILENCE_S = 10.0  # a worker that hears nothing this long assumes the daemon is gone
 MAX_ATTEMPTS = 2  # a job is sent to at most this many workers
-WORKER_MALLOC_ARENAS, WORKER_TRIM_EVERY = 2, 256  # see backend.malloc
+WORKER_MALLOC_ARENAS, WORKER_TRIM_EVERY = 2, 64  # see backend.malloc
 # Requests reach workers already validated against the server's limits.
 _NO_LIMITS = Limits(max_header_bytes=1 << 40, max_frame_bytes=1 << 40,
                     max_request_bytes=1 << 40, max_images=1 << 20)
