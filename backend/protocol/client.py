@@ -240,13 +240,15 @@ class ReconClient:
                 if not reply.ok:
                     raise RequestFailed(*reply.error)
                 return reply
-            self._reset()  # a fresh socket: the old one may hold a dead connection
             if acked and give_up is not None and time.monotonic() < give_up:
-                # The server holds the request and is working on it: ask again (it answers
-                # the retry with the one result, and acknowledges it), not a lost attempt.
+                # The server holds the request and is working on it: ask again on the same
+                # connection (it answers the retry with the one result, and acknowledges it),
+                # not a lost attempt. A fresh socket here could lose a result sent just
+                # before it opened.
                 log.info("%s: still in progress on %s after %.1f s; waiting on", request_id,
                          self.endpoint, timeout)
                 continue
+            self._reset()  # a fresh socket: the old one may hold a dead connection
             attempt += 1
             if attempt > retries:
                 break
