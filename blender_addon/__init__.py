@@ -27,6 +27,11 @@ def register() -> None:
         for cls in module.CLASSES:
             bpy.utils.register_class(cls)
     runtime.start()
+    from .protocol_import import IMPORT_ERROR, IMPORT_HINT
+
+    if IMPORT_ERROR:  # the panel says why nothing can be sent (the console said it too)
+        runtime.fail(IMPORT_ERROR, IMPORT_HINT)
+        return
     prefs = preferences.preferences()
     if prefs.start_daemon_on_load and prefs.daemon_python:
         # Never fail registration over the daemon: the panel explains, preferences stay open.

@@ -1,10 +1,15 @@
 """Build the add-on's installable zips with Blender's own extension tool.
 
-``python -m blender_addon build [--out DIR] [--platform linux-x64 ...]`` stages this folder,
-adds the daemon's protocol package (``backend/protocol`` becomes the subpackage ``protocol``)
-and the pyzmq wheels, fetched unmodified with ``pip download`` for each platform and each
-Python of the supported Blender releases, then runs ``blender_ext.py build --split-platforms``
-and ``blender_ext.py validate`` (from the ``bpy`` package) on every zip.
+``python -m blender_addon build [--out DIR] [--platform linux-x64 ...]`` writes one zip per
+platform and per Python ABI of the supported Blender releases (:data:`TARGETS`): Blender
+4.2-5.0 run Python 3.11, 5.1 and newer 3.13. Each zip holds this folder, the daemon's protocol
+package (``backend/protocol`` becomes the subpackage ``protocol``) and exactly one pyzmq wheel,
+fetched unmodified with ``pip download`` for that platform and Python, and its manifest's
+``blender_version_min``/``blender_version_max`` admit only the Blenders that can load it:
+Blender 4.2.0 keeps one wheel per package name without checking its tags, and 5.1+ derives the
+Pythons it accepts from the wheel names, so one zip for both Pythons fails on both. Each family
+is built by ``blender_ext.py build --split-platforms`` and every zip checked by ``blender_ext.py
+validate``, of a Blender it targets where one is given (``--blender-ext-for``).
 
 Stdlib only, and Blender's tool runs as a subprocess: this module never imports bpy or torch.
 It is excluded from the zip by the manifest's ``[build] paths_exclude_pattern``.
@@ -46,8 +51,78 @@ PIP_PLATFORMS = {
     "macos-arm64": "macosx_11_0_arm64",
     "windows-x64": "win_amd64",
 }
-# Python of Blender 4.2-5.0, and of 5.1+ (pyzmq's cp312-abi3 wheels serve 3.12 and newer).
-PYTHON_VERSIONS = ("3.11", "3.13")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Blender releases that share one Python, so one zip per platform serves them all."""
+    python: str  # pip's --python-version for the wheels
+    blender_min: str
+    blender_max: str | None  # exclusive, as in Blender's manifest; None: no upper bound
+    label: str  # in the zip's file name: which Blender it is for
+
+    def admits(self, blender: tuple[int, ...]) -> bool:
+        low = version_tuple(self.blender_min)
+        return low <= blender and (self.blender_max is None
+                                   or blender < version_tuple(self.blender_max))
+
+    def zip_name(self, addon_id: str, version: str, platform: str) -> str:
+        return f"{addon_id}-{version}-{self.label}-{platform.replace('-', '_')}.zip"
+
+
+# Blender 4.2-5.0 bundle Python 3.11 and 5.1+ 3.13 (which pyzmq's cp312-abi3 wheels serve).
+TARGETS = (Target("3.11", "4.2.0", "5.1.0", "blender4.2-5.0"),
+           Target("3.13", "5.1.0", None, "blender5.1"))
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def wheel_tags(name: str) -> tuple[str, str]:
+    """(distribution, python tag) of a wheel file name, e.g. ("pyzmq", "cp312")."""
+    parts = name.removesuffix(".whl").split("-")
+    if len(parts) not in (5, 6):
+        raise BuildError(f"{name} is not a wheel file name")
+    return parts[0].lower().replace("_", "-"), parts[-3]
+
+
+def wheel_python_ok(name: str, python: str) -> bool:
+    """Whether CPython ``python`` ("3.13") can load the wheel ``name`` (its tags as pip reads
+    them: cpXY-cpXY for exactly that Python, cpXY-abi3 for XY and newer, py3-none for any)."""
+    major_minor = tuple(int(p) for p in python.split("."))
+    stem = name.removesuffix(".whl").split("-")
+    py_tags, abi = stem[-3].split("."), stem[-2]
+    for tag in py_tags:
+        if tag.startswith("py3") and abi == "none":
+            return True
+        if tag.startswith("cp"):
+            built = (int(tag[2]), int(tag[3:]))
+            if built == major_minor or (abi == "abi3" and built <= major_minor):
+                return True
+    return False
+
+
+def check_manifest_rules(manifest: dict) -> Target:
+    """The target a built zip's manifest is for; fails unless its range is that target's and
+    each of its wheels is the only one of its package and loads on that target's Python."""
+    target = next((t for t in TARGETS if t.blender_min == manifest.get("blender_version_min")),
+                  None)
+    if target is None or manifest.get("blender_version_max") != target.blender_max:
+        raise BuildError(f"the manifest's range {manifest.get('blender_version_min')} - "
+                         f"{manifest.get('blender_version_max')} is no target's "
+                         f"({[(t.blender_min, t.blender_max) for t in TARGETS]})")
+    names = [Path(w).name for w in manifest.get("wheels", [])]
+    packages = [wheel_tags(n)[0] for n in names]
+    twice = sorted({p for p in packages if packages.count(p) > 1})
+    if twice:
+        raise BuildError(f"more than one wheel of {twice}: Blender 4.2.0 would keep one at "
+                         "random")
+    wrong = [n for n in names if not wheel_python_ok(n, target.python)]
+    if wrong:
+        raise BuildError(f"{wrong} cannot load on Python {target.python} "
+                         f"(Blender {target.label.removeprefix('blender')})")
+    return target
 
 
 class BuildError(RuntimeError):
@@ -67,6 +142,9 @@ class BuildConfig:
     pyzmq_version: str = ""
     # Empty means the blender_ext.py inside the installed bpy package.
     blender_ext: Path | None = None
+    # A Blender's blender_ext.py per target Python ("3.13" -> 5.2's tool), to validate that
+    # family's zips; a family without one is validated by ``blender_ext``.
+    validators: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,23 +234,35 @@ def fetch_wheel(request: WheelRequest, version: str, config: BuildConfig, scratc
     return wheel
 
 
-def staged_manifest_text(source: str, platforms: Sequence[str], wheel_names: Sequence[str]) -> str:
-    """The manifest with the platforms being built and the wheels bundled for them."""
-    platforms_line = "platforms = " + json.dumps(list(platforms))
-    wheels_line = "wheels = [\n" + "".join(
-        f"  {json.dumps('./wheels/' + name)},\n" for name in wheel_names) + "]"
-    text, count = re.subn(r"^platforms = \[[^\]]*\]", lambda _: f"{platforms_line}\n{wheels_line}",
+def staged_manifest_text(source: str, platforms: Sequence[str], wheel_names: Sequence[str],
+                         target: Target = TARGETS[0]) -> str:
+    """The manifest with the target's Blender range, the platforms being built and the wheels
+    bundled for them."""
+    lines = ["platforms = " + json.dumps(list(platforms)),
+             "wheels = [\n" + "".join(f"  {json.dumps('./wheels/' + name)},\n"
+                                      for name in wheel_names) + "]"]
+    text, count = re.subn(r"^platforms = \[[^\]]*\]", lambda _: "\n".join(lines),
                           source, count=1, flags=re.MULTILINE)
-    if count != 1:
-        raise BuildError(f"{MANIFEST_NAME} has no top-level `platforms = [...]` line")
+    text, found = re.subn(r'^blender_version_min = "[^"]*"',
+                          lambda _: f'blender_version_min = "{target.blender_min}"' + (
+                              f'\nblender_version_max = "{target.blender_max}"'
+                              if target.blender_max else ""),
+                          text, count=1, flags=re.MULTILINE)
+    if count != 1 or found != 1:
+        raise BuildError(f"{MANIFEST_NAME} needs top-level `platforms = [...]` and "
+                         "`blender_version_min = ...` lines")
     parsed = tomllib.loads(text)
-    if (parsed["platforms"], parsed["wheels"]) != (
-            list(platforms), [f"./wheels/{name}" for name in wheel_names]):
-        raise BuildError(f"the staged {MANIFEST_NAME} did not take the platforms and wheels")
+    if (parsed["platforms"], parsed["wheels"], parsed["blender_version_min"],
+            parsed.get("blender_version_max")) != (
+            list(platforms), [f"./wheels/{name}" for name in wheel_names], target.blender_min,
+            target.blender_max):
+        raise BuildError(f"the staged {MANIFEST_NAME} did not take the range, platforms and "
+                         "wheels")
     return text
 
 
-def stage_extension(stage: Path, platforms: Sequence[str], wheels: Sequence[Path]) -> None:
+def stage_extension(stage: Path, platforms: Sequence[str], wheels: Sequence[Path],
+                    target: Target = TARGETS[0]) -> None:
     """The extension's source tree: this package, the protocol package and the wheels."""
     for generated in ("protocol", "wheels"):
         if (ADDON_DIR / generated).exists():
@@ -185,11 +275,20 @@ def stage_extension(stage: Path, platforms: Sequence[str], wheels: Sequence[Path
     for wheel in {w.name: w for w in wheels}.values():
         shutil.copy2(wheel, stage / "wheels" / wheel.name)
     manifest = stage / MANIFEST_NAME
-    manifest.write_text(staged_manifest_text(manifest.read_text(), platforms, names))
+    manifest.write_text(staged_manifest_text(manifest.read_text(), platforms, names, target))
+
+
+def tool_python(blender_ext: Path) -> str:
+    """The Python to run a blender_ext.py with: the venv its bpy module is installed in
+    (5.1+'s tool is for Python 3.13), else this one."""
+    for parent in blender_ext.parents:
+        if (parent / "pyvenv.cfg").is_file() and (parent / "bin" / "python").exists():
+            return str(parent / "bin" / "python")
+    return sys.executable
 
 
 def run_blender_ext(blender_ext: Path, *args: str) -> str:
-    command = [sys.executable, str(blender_ext), *args]
+    command = [tool_python(blender_ext), str(blender_ext), *args]
     done = subprocess.run(command, capture_output=True, text=True)
     output = (done.stdout + done.stderr).strip()
     log.debug("%s\n%s", " ".join(command), output)
@@ -204,14 +303,17 @@ def zip_manifest(path: Path) -> dict:
 
 
 def check_zip_wheels(path: Path, expected: dict[str, list[Path]]) -> str:
-    """The zip's platform; fails when Blender's tool did not keep the wheels fetched for it."""
-    generated = zip_manifest(path)["build"]["generated"]
+    """The zip's platform; fails when Blender's tool did not keep the wheels fetched for it
+    or the manifest breaks :func:`check_manifest_rules`."""
+    manifest = zip_manifest(path)
+    generated = manifest["build"]["generated"]
     (platform,) = generated["platforms"]
     kept = sorted(Path(w).name for w in generated["wheels"])
     wanted = sorted({w.name for w in expected[platform]})
     if kept != wanted:
         raise BuildError(f"{path.name}: Blender's tool bundled {kept} for {platform}, "
                          f"expected {wanted}")
+    check_manifest_rules(manifest | {"wheels": generated["wheels"]})
     with zipfile.ZipFile(path) as archive:
         missing = [w for w in wanted if f"wheels/{w}" not in archive.namelist()]
     if missing:
@@ -219,8 +321,32 @@ def check_zip_wheels(path: Path, expected: dict[str, list[Path]]) -> str:
     return platform
 
 
+def build_target(target: Target, manifest: dict, platforms: Sequence[str], version: str,
+                 config: BuildConfig, scratch: Path, validator: Path) -> list[Path]:
+    """One family's zips (one per platform), built, renamed for their Blenders, validated."""
+    wheels = {platform: [fetch_wheel(WheelRequest(target.python, platform), version, config,
+                                     scratch / "pip")] for platform in platforms}
+    stage = scratch / target.label / manifest["id"]
+    stage_extension(stage, platforms, [w for ws in wheels.values() for w in ws], target)
+    built = scratch / target.label / "built"
+    built.mkdir()
+    run_blender_ext(config.blender_ext or find_blender_ext(), "build", "--source-dir",
+                    str(stage), "--output-dir", str(built), "--split-platforms")
+    zips = []
+    for path in sorted(built.glob("*.zip")):
+        platform = check_zip_wheels(path, wheels)
+        named = path.with_name(target.zip_name(manifest["id"], manifest["version"], platform))
+        path.rename(named)
+        run_blender_ext(validator, "validate", str(named))
+        zips.append(Path(shutil.move(named, config.out_dir / named.name)))
+    if len(zips) != len(platforms):
+        raise BuildError(f"expected {len(platforms)} zips for {target.label}, Blender's tool "
+                         f"made {len(zips)}")
+    return zips
+
+
 def build(config: BuildConfig) -> list[Path]:
-    """Build, validate and return one zip per platform."""
+    """Build, validate and return one zip per platform and target."""
     started = time.perf_counter()
     manifest = tomllib.loads((ADDON_DIR / MANIFEST_NAME).read_text())
     platforms = config.platforms or tuple(manifest["platforms"])
@@ -228,40 +354,42 @@ def build(config: BuildConfig) -> list[Path]:
     if unknown:
         raise BuildError(f"unknown platform(s) {unknown}; the manifest lists "
                          f"{manifest['platforms']}")
-    blender_ext = config.blender_ext or find_blender_ext()
+    default_tool = config.blender_ext or find_blender_ext()
+    validators = dict(config.validators)
     version = config.pyzmq_version or installed_pyzmq_version()
     config.out_dir.mkdir(parents=True, exist_ok=True)
-
+    zips = []
     with tempfile.TemporaryDirectory(prefix="unsup3d-addon-") as tmp:
-        scratch = Path(tmp)
-        wheels = {platform: [fetch_wheel(WheelRequest(python, platform), version, config,
-                                         scratch / "pip") for python in PYTHON_VERSIONS]
-                  for platform in platforms}
-        stage = scratch / manifest["id"]
-        stage_extension(stage, platforms, [w for ws in wheels.values() for w in ws])
-        built = scratch / "built"
-        built.mkdir()
-        run_blender_ext(blender_ext, "build", "--source-dir", str(stage),
-                        "--output-dir", str(built), "--split-platforms")
-        zips = []
-        for path in sorted(built.glob("*.zip")):
-            run_blender_ext(blender_ext, "validate", str(path))
-            check_zip_wheels(path, wheels)
-            zips.append(Path(shutil.move(path, config.out_dir / path.name)))
-    if len(zips) != len(platforms):
-        raise BuildError(f"expected {len(platforms)} zips, Blender's tool made {len(zips)}")
+        for target in TARGETS:
+            validator = validators.get(target.python, default_tool)
+            if target.python not in validators:
+                log.info("validating the %s zips with %s (pass --blender-ext-for %s=PATH for "
+                         "a tool of a Blender they target)", target.label, validator,
+                         target.python)
+            zips += build_target(target, manifest, platforms, version, config, Path(tmp),
+                                 validator)
     log.info("built and validated %d zip(s) in %.1f s", len(zips), time.perf_counter() - started)
     return zips
+
+
+def _validator(text: str) -> tuple[str, Path]:
+    python, sep, path = text.partition("=")
+    if not sep or python not in {t.python for t in TARGETS}:
+        raise argparse.ArgumentTypeError(
+            f"expected PYTHON=PATH with PYTHON one of {[t.python for t in TARGETS]}")
+    return python, Path(path)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m blender_addon",
                                      description="Blender add-on packaging.")
     commands = parser.add_subparsers(dest="command", required=True)
-    cmd = commands.add_parser("build", help="build the installable zip(s), one per platform",
+    cmd = commands.add_parser("build", help="build the installable zips, one per platform "
+                              "and Python",
                               description="Stage the add-on with the daemon's protocol "
                               "package and pyzmq wheels, then build and validate one zip per "
-                              "platform with Blender's own blender_ext.py; prints the zips.")
+                              "platform and Blender Python (4.2-5.0: 3.11, 5.1+: 3.13) with "
+                              "Blender's own blender_ext.py; prints the zips.")
     defaults = BuildConfig()
     cmd.add_argument("--out", type=Path, default=defaults.out_dir,
                      help="folder for the zips (default: %(default)s)")
@@ -276,6 +404,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="pyzmq version to bundle (default: the one installed here)")
     cmd.add_argument("--blender-ext", type=Path,
                      help="Blender's blender_ext.py (default: the one in the bpy package)")
+    cmd.add_argument("--blender-ext-for", type=_validator, action="append", default=[],
+                     dest="validators", metavar="PYTHON=PATH",
+                     help="validate the zips for this Python with this Blender's blender_ext.py "
+                     "(e.g. 3.13=.../bpy/5.2/scripts/addons_core/bl_pkg/cli/blender_ext.py)")
     cmd.add_argument("-v", "--verbose", action="store_true", help="show the tools' output")
     return parser
 
@@ -286,7 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s: %(message)s")
     config = BuildConfig(out_dir=args.out, platforms=tuple(args.platforms or ()),
                          wheel_cache=args.wheel_cache, wheels_dir=args.wheels_dir,
-                         pyzmq_version=args.pyzmq_version, blender_ext=args.blender_ext)
+                         pyzmq_version=args.pyzmq_version, blender_ext=args.blender_ext,
+                         validators=tuple(args.validators))
     try:
         zips = build(config)
     except BuildError as exc:

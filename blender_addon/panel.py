@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from . import runtime
@@ -60,11 +62,21 @@ class VIEW3D_PT_unsup3d_recon(UNSUP3D_PT_base, bpy.types.Panel):
                          text=f"Reconstruct {len(settings.references)} image(s)")
         if state.error:
             box = layout.box()
-            box.label(text=state.error, icon="ERROR")
+            _wrapped_label(box, context, state.error, "ERROR")
             if state.hint:
-                box.label(text=state.hint, icon="INFO")
+                _wrapped_label(box, context, state.hint, "INFO")
         elif state.message:
             layout.label(text=state.message, icon="CHECKMARK")
+
+
+def _wrapped_label(layout, context, text: str, icon: str) -> None:
+    """A long message as several labels (Blender's labels do not wrap), the icon on the
+    first; about 7 px per character at the region's width."""
+    region = getattr(context, "region", None)
+    width = max(20, int((region.width if region else 420) / 7))
+    col = layout.column(align=True)
+    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
 def _draw_server(layout, context, state) -> None:

@@ -36,12 +36,20 @@ def _build(out: Path, *options: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def built_zip(tmp_path_factory) -> Path:
+def built_zips(tmp_path_factory) -> dict[str, Path]:
+    """This platform's zips by target label: one for Blender 4.2-5.0, one for 5.1+."""
     done = _build(tmp_path_factory.mktemp("dist"), "--wheel-cache", str(WHEEL_CACHE))
     assert done.returncode == 0, done.stderr
     zips = [Path(line) for line in done.stdout.split()]
-    assert [z.name for z in zips] == ["unsup3d_recon-0.1.0-linux_x64.zip"]
-    return zips[0]
+    assert [z.name for z in zips] == ["unsup3d_recon-0.1.0-blender4.2-5.0-linux_x64.zip",
+                                      "unsup3d_recon-0.1.0-blender5.1-linux_x64.zip"]
+    return {t.label: z for t, z in zip(build.TARGETS, zips, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def built_zip(built_zips) -> Path:
+    """The zip for the Blender installed here (bpy 5.0.1, Python 3.11)."""
+    return built_zips["blender4.2-5.0"]
 
 
 def _zip_manifest(path: Path) -> dict:
@@ -71,14 +79,76 @@ def test_manifest_matches_the_project():
 
 def test_staged_manifest_lists_the_wheels_for_the_chosen_platforms():
     source = (ADDON / "blender_manifest.toml").read_text()
-    names = ["pyzmq-27.3.0-cp311-cp311-win_amd64.whl", "pyzmq-27.3.0-cp312-abi3-win_amd64.whl"]
-    staged = tomllib.loads(build.staged_manifest_text(source, ["windows-x64"], names))
-    assert staged["platforms"] == ["windows-x64"]
-    assert staged["wheels"] == [f"./wheels/{name}" for name in names]
-    assert staged["permissions"] == tomllib.loads(source)["permissions"]
+    names = ["pyzmq-27.3.0-cp312-abi3-win_amd64.whl"]
+    for target in build.TARGETS:
+        staged = tomllib.loads(build.staged_manifest_text(source, ["windows-x64"], names,
+                                                          target))
+        assert staged["platforms"] == ["windows-x64"]
+        assert staged["wheels"] == [f"./wheels/{name}" for name in names]
+        assert staged["blender_version_min"] == target.blender_min
+        assert staged.get("blender_version_max") == target.blender_max
+        assert staged["permissions"] == tomllib.loads(source)["permissions"]
+
+
+def test_targets_cover_every_blender_from_4_2_once_with_its_python():
+    # Blender's own Pythons: 4.2-5.0 bundle 3.11, 5.1 and later 3.13; max is exclusive.
+    pythons = {(4, 2, 0): "3.11", (4, 2, 23): "3.11", (4, 5, 15): "3.11", (5, 0, 1): "3.11",
+               (5, 1, 0): "3.13", (5, 1, 2): "3.13", (5, 2, 3): "3.13", (5, 3, 0): "3.13"}
+    for blender, python in pythons.items():
+        (target,) = [t for t in build.TARGETS if t.admits(blender)]
+        assert target.python == python
+    assert not [t for t in build.TARGETS if t.admits((4, 1, 9))]
+    assert [t.blender_max for t in build.TARGETS] == ["5.1.0", None]
+
+
+def test_wheel_tags_as_pip_reads_them():
+    linux = "manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl"
+    assert build.wheel_python_ok(f"pyzmq-27.3.0-cp311-cp311-{linux}", "3.11")
+    assert not build.wheel_python_ok(f"pyzmq-27.3.0-cp311-cp311-{linux}", "3.13")
+    # abi3 built for 3.12 loads on 3.12 and newer, never on 3.11 (PyType_FromMetaclass).
+    assert build.wheel_python_ok(f"pyzmq-27.3.0-cp312-abi3-{linux}", "3.13")
+    assert not build.wheel_python_ok(f"pyzmq-27.3.0-cp312-abi3-{linux}", "3.11")
+    assert build.wheel_python_ok("attrs-25.1.0-py3-none-any.whl", "3.11")
+    assert build.wheel_tags("PyZMQ-27.3.0-cp313-cp313-win_amd64.whl") == ("pyzmq", "cp313")
+
+
+def _manifest(low, high, *wheels):
+    return {"blender_version_min": low, "blender_version_max": high,
+            "wheels": [f"./wheels/{w}" for w in wheels]}
+
+
+def test_manifest_rules_refuse_what_blender_would_mishandle():
+    ok311 = "pyzmq-27.3.0-cp311-cp311-win_amd64.whl"
+    abi3 = "pyzmq-27.3.0-cp312-abi3-win_amd64.whl"
+    assert build.check_manifest_rules(_manifest("4.2.0", "5.1.0", ok311)).python == "3.11"
+    assert build.check_manifest_rules(_manifest("5.1.0", None, abi3)).python == "3.13"
+    # Two wheels of one package: Blender 4.2.0 keeps one without looking at its tags.
+    with pytest.raises(build.BuildError, match="more than one wheel"):
+        build.check_manifest_rules(_manifest("4.2.0", "5.1.0", ok311, abi3))
+    with pytest.raises(build.BuildError, match="cannot load on Python 3.11"):
+        build.check_manifest_rules(_manifest("4.2.0", "5.1.0", abi3))
+    with pytest.raises(build.BuildError, match="cannot load on Python 3.13"):
+        build.check_manifest_rules(_manifest("5.1.0", None, ok311))
+    # No upper bound on the 3.11 zip would offer it to 5.1+, where it cannot load.
+    with pytest.raises(build.BuildError, match="no target's"):
+        build.check_manifest_rules(_manifest("4.2.0", None, ok311))
 
 
 # -- the build, with Blender's tool from the bpy package -----------------------------------
+
+
+@pytest.mark.blender
+def test_each_zip_follows_the_packaging_rules_for_the_blenders_it_names(built_zips):
+    for label, path in built_zips.items():
+        manifest = _zip_manifest(path)
+        generated = manifest["build"]["generated"]
+        assert generated["platforms"] == [PLATFORM]
+        target = build.check_manifest_rules(manifest | {"wheels": generated["wheels"]})
+        assert target.label == label and label in path.name
+        assert manifest["blender_version_min"] == target.blender_min
+        assert manifest.get("blender_version_max") == target.blender_max
+        (wheel,) = generated["wheels"]
+        assert "-cp311-cp311-" in wheel if target.python == "3.11" else "-abi3-" in wheel
 
 
 @pytest.mark.blender
@@ -102,9 +172,8 @@ def test_built_zip_holds_the_addon_protocol_and_wheels_only(built_zip):
     assert bundled_protocol == {f"protocol/{p.name}": p.read_bytes()
                                 for p in (ROOT / "backend" / "protocol").glob("*.py")}
     wheels = sorted(n for n in names if n.startswith("wheels/"))
-    assert len(wheels) == 2
-    assert "-cp311-cp311-" in wheels[0] and "-cp312-abi3-" in wheels[1]
-    assert all(w.endswith("x86_64.whl") and "manylinux" in w for w in wheels)
+    assert len(wheels) == 1 and "-cp311-cp311-" in wheels[0]
+    assert wheels[0].endswith("x86_64.whl") and "manylinux" in wheels[0]
 
 
 @pytest.mark.blender
@@ -149,7 +218,7 @@ def test_offline_build_takes_the_wheels_dir_or_says_which_wheel_is_missing(built
 # `extensions/.local/.../site-packages` and puts that on sys.path.
 INSTALL_CHECK = r"""
 import json, os, sys
-sys.path.insert(0, sys.argv[2])
+sys.path[:0] = sys.argv[2].split(os.pathsep)
 import bpy
 import addon_utils  # Blender's scripts/modules: on sys.path once bpy is imported
 
@@ -183,8 +252,11 @@ print("RESULT " + json.dumps(result))
 BLENDER_SHIPS = ("bpy", "numpy", "numpy.libs")
 
 
-@pytest.mark.blender
-def test_zip_installs_into_a_fresh_profile_and_runs_on_its_bundled_packages(built_zip, tmp_path):
+def _run_in_fresh_profile(script: str, zip_path: Path, tmp_path: Path,
+                          first_on_path: Path | None = None) -> tuple[dict, Path]:
+    """Run ``script`` as ``python -S`` with only Blender's own packages (plus
+    ``first_on_path`` ahead of them) and a fresh user profile; its RESULT line, and the
+    profile."""
     site_packages = Path(importlib.util.find_spec("bpy").submodule_search_locations[0]).parent
     blender_path = tmp_path / "blender_python"
     blender_path.mkdir()
@@ -192,18 +264,25 @@ def test_zip_installs_into_a_fresh_profile_and_runs_on_its_bundled_packages(buil
         if (site_packages / name).exists():
             (blender_path / name).symlink_to(site_packages / name)
     profile = tmp_path / "profile"
-    script = tmp_path / "install_check.py"
-    script.write_text(INSTALL_CHECK)
+    script_path = tmp_path / "check.py"
+    script_path.write_text(script)
     # BLENDER_USER_RESOURCES moves every user folder (config, scripts, extensions, ...).
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTHON", "BLENDER_", "VIRTUAL_ENV"))}
     env |= {"HOME": str(tmp_path), "PYTHONNOUSERSITE": "1", "BLENDER_USER_RESOURCES": str(profile)}
+    paths = os.pathsep.join(str(p) for p in (first_on_path, blender_path) if p)
     done = subprocess.run(
-        [sys.executable, "-S", str(script), str(built_zip), str(blender_path), EXTENSION_MODULE],
+        [sys.executable, "-S", str(script_path), str(zip_path), paths, EXTENSION_MODULE],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stdout + done.stderr
-    result = json.loads(lines[-1].removeprefix("RESULT "))
+    return json.loads(lines[-1].removeprefix("RESULT ")), profile
+
+
+@pytest.mark.blender
+def test_zip_installs_into_a_fresh_profile_and_runs_on_its_bundled_packages(built_zip, tmp_path):
+    result, profile = _run_in_fresh_profile(INSTALL_CHECK, built_zip, tmp_path)
+    site_packages = Path(importlib.util.find_spec("bpy").submodule_search_locations[0]).parent
 
     assert result["extensions_dir"] == str(profile / "extensions")
     assert result["config_dir"] == str(profile / "config")
@@ -220,3 +299,45 @@ def test_zip_installs_into_a_fresh_profile_and_runs_on_its_bundled_packages(buil
     assert result["zmq_files"], "zmq was never imported"
     assert all(Path(f).is_relative_to(wheel_site) for f in result["zmq_files"])
     assert Path(result["client_zmq_file"]).is_relative_to(wheel_site)
+
+
+# The zip installed where its pyzmq cannot load (as the 3.11 wheel on Blender 5.1, or the
+# abi3 one that Blender 4.2.0 picked on 3.11): a zmq that fails to import as such a wheel does.
+BROKEN_ZMQ = (
+    'raise ImportError(".../zmq/backend/cython/_zmq.abi3.so: undefined symbol: '
+    'PyType_FromMetaclass")\n')
+
+BROKEN_CHECK = r"""
+import json, os, sys
+sys.path[:0] = sys.argv[2].split(os.pathsep)
+import bpy
+status = bpy.ops.extensions.package_install_files(
+    filepath=sys.argv[1], repo="user_default", enable_on_install=True)
+module = sys.argv[3]
+runtime = sys.modules[module + ".runtime"]
+result = {"status": sorted(status),
+          "panel_registered": hasattr(bpy.types, "VIEW3D_PT_unsup3d_recon"),
+          "error_after_register": runtime.STATE.error, "hint": runtime.STATE.hint}
+settings = bpy.context.scene.unsup3d
+settings.references.add().image = bpy.data.images.new("ref", 16, 16)
+result["reconstruct"] = sorted(bpy.ops.unsup3d.reconstruct())
+runtime.drain_until(lambda: not runtime.STATE.busy, 20)
+result["error_after_reconstruct"] = runtime.STATE.error
+result["backend_loaded"] = sorted(n for n in sys.modules if n.split(".")[0] == "backend")
+print("RESULT " + json.dumps(result))
+"""
+
+
+@pytest.mark.blender
+def test_a_zip_whose_zmq_cannot_load_says_so_and_what_to_do(built_zip, tmp_path):
+    broken = tmp_path / "broken"
+    (broken / "zmq").mkdir(parents=True)
+    (broken / "zmq" / "__init__.py").write_text(BROKEN_ZMQ)
+    result, _ = _run_in_fresh_profile(BROKEN_CHECK, built_zip, tmp_path, broken)
+    assert result["status"] == ["FINISHED"] and result["panel_registered"]
+    for error in (result["error_after_register"], result["error_after_reconstruct"]):
+        assert "zmq cannot be loaded" in error and "PyType_FromMetaclass" in error
+        assert "No module named 'backend'" not in error
+    assert "blender4.2-5.0" in result["hint"] and "blender5.1" in result["hint"]
+    assert "Blender 4.2.0 up to (not incl.) 5.1.0" in result["hint"]
+    assert result["backend_loaded"] == []
