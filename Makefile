@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 WORK   ?= work/demo
 
-.PHONY: venv test test-all demo addon lint clean-work
+.PHONY: venv test test-all demo addon blender-matrix lint clean-work
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,15 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m backend demo --out $(WORK)
 
-# The Blender add-on: one validated zip per platform in dist/ (pyzmq wheels cached in work/).
+# The Blender add-on: one validated zip per platform and Blender Python in dist/
+# (blender4.2-5.0 and blender5.1; pyzmq wheels cached in work/).
 addon: $(STAMP)
 	$(PY) -m blender_addon build --out dist
+
+# Opt-in: the add-on installed and run on Blender 4.2.0 ... 5.2.x, one cached venv per bpy
+# version under work/blender-matrix (the first run downloads about 6 GB).
+blender-matrix: $(STAMP)
+	$(PY) scripts/blender_matrix.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check synth_render backend blender_addon tests benchmarks

@@ -145,6 +145,9 @@ class BuildConfig:
     # A Blender's blender_ext.py per target Python ("3.13" -> 5.2's tool), to validate that
     # family's zips; a family without one is validated by ``blender_ext``.
     validators: tuple[tuple[str, Path], ...] = ()
+    # The version matrix's cached venvs (scripts/blender_matrix.py): where present, each
+    # family is validated by the newest Blender tool there that it targets.
+    matrix_dir: Path = Path("work/blender-matrix")
 
 
 @dataclass(frozen=True)
@@ -355,21 +358,37 @@ def build(config: BuildConfig) -> list[Path]:
         raise BuildError(f"unknown platform(s) {unknown}; the manifest lists "
                          f"{manifest['platforms']}")
     default_tool = config.blender_ext or find_blender_ext()
-    validators = dict(config.validators)
+    validators = cached_validators(config.matrix_dir) | dict(config.validators)
     version = config.pyzmq_version or installed_pyzmq_version()
     config.out_dir.mkdir(parents=True, exist_ok=True)
     zips = []
     with tempfile.TemporaryDirectory(prefix="unsup3d-addon-") as tmp:
         for target in TARGETS:
             validator = validators.get(target.python, default_tool)
-            if target.python not in validators:
-                log.info("validating the %s zips with %s (pass --blender-ext-for %s=PATH for "
-                         "a tool of a Blender they target)", target.label, validator,
-                         target.python)
+            log.info("validating the %s zips with %s%s", target.label, validator,
+                     "" if target.python in validators else
+                     f" (pass --blender-ext-for {target.python}=PATH, or run make "
+                     "blender-matrix once, for a tool of a Blender they target)")
             zips += build_target(target, manifest, platforms, version, config, Path(tmp),
                                  validator)
     log.info("built and validated %d zip(s) in %.1f s", len(zips), time.perf_counter() - started)
     return zips
+
+
+def cached_validators(matrix_dir: Path) -> dict[str, Path]:
+    """Target Python -> blender_ext.py of the newest cached ``venv-<version>`` it admits."""
+    found: dict[str, tuple[tuple[int, ...], Path]] = {}
+    for venv in matrix_dir.glob("venv-*"):
+        try:
+            blender = version_tuple(venv.name.removeprefix("venv-"))
+        except ValueError:
+            continue
+        tools = sorted(venv.glob("lib/python*/site-packages/bpy/" + BLENDER_EXT_GLOB))
+        for target in TARGETS:
+            if tools and target.admits(blender) and blender > found.get(
+                    target.python, ((), None))[0]:
+                found[target.python] = (blender, tools[-1])
+    return {python: tool for python, (_, tool) in found.items()}
 
 
 def _validator(text: str) -> tuple[str, Path]:
@@ -408,6 +427,9 @@ def _parser() -> argparse.ArgumentParser:
                      dest="validators", metavar="PYTHON=PATH",
                      help="validate the zips for this Python with this Blender's blender_ext.py "
                      "(e.g. 3.13=.../bpy/5.2/scripts/addons_core/bl_pkg/cli/blender_ext.py)")
+    cmd.add_argument("--matrix-dir", type=Path, default=defaults.matrix_dir,
+                     help="the version matrix's cached venvs, whose Blender tools validate "
+                     "the zips of the Blenders they are (default: %(default)s)")
     cmd.add_argument("-v", "--verbose", action="store_true", help="show the tools' output")
     return parser
 
@@ -419,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BuildConfig(out_dir=args.out, platforms=tuple(args.platforms or ()),
                          wheel_cache=args.wheel_cache, wheels_dir=args.wheels_dir,
                          pyzmq_version=args.pyzmq_version, blender_ext=args.blender_ext,
-                         validators=tuple(args.validators))
+                         validators=tuple(args.validators), matrix_dir=args.matrix_dir)
     try:
         zips = build(config)
     except BuildError as exc:

@@ -3,12 +3,13 @@
 For each Blender version this creates (once; cached under ``work/blender-matrix``) a venv
 holding only that version's ``bpy`` module and what it declares, i.e. what Blender itself
 bundles (numpy; attrs/cattrs from 5.1), and never pyzmq, which would hide whether zmq loads
-from the extension. It builds the zips (the 3.13 family validated by 5.2's own extension
-tool), picks the one whose manifest admits the version, installs it into a fresh user profile
-with Blender's extension API, checks that zmq is loaded from the extension's wheel, runs the
-Reconstruct operator against a real daemon with the shipped weights, and checks that the mesh
-is at the 3D cursor and the camera aligned with the reference behind it. Then it prints a
-version x result table (also written to ``work/blender-matrix/matrix.md``).
+from the extension. It builds the zips (the 3.13 family validated by 5.2's own extension tool),
+picks the one whose manifest admits the version, checks that Blender refuses the other one,
+installs the right one into a fresh user profile with Blender's extension API, checks that zmq
+is loaded from the extension's wheel, runs the Reconstruct operator against a real daemon with
+the shipped weights, and checks that the mesh is at the 3D cursor and the camera aligned with
+the reference behind it. Then it prints a version x result table (also written to
+``work/blender-matrix/matrix.md``).
 
     .venv/bin/python scripts/blender_matrix.py            # or: make blender-matrix
     .venv/bin/python scripts/blender_matrix.py --versions 4.2.23,5.2.3
@@ -62,7 +63,8 @@ class Row:
     result: str = "not measured"
 
 
-COLUMNS = ("installs", "zmq from the extension", "mesh at the cursor", "camera aligned")
+COLUMNS = ("refuses the other zip", "installs", "zmq from the extension", "mesh at the cursor",
+           "camera aligned")
 
 
 # ------------------------------------------------------------------------------ venvs
@@ -112,29 +114,16 @@ def _has_bpy(python: Path, version: str) -> bool:
     return done.returncode == 0 and done.stdout.strip() == version
 
 
-def blender_ext_of(python: Path) -> Path | None:
-    """The extension tool inside a venv's bpy module."""
-    found = sorted(python.parent.parent.glob("lib/python*/site-packages/bpy/"
-                                             + build.BLENDER_EXT_GLOB))
-    return found[-1] if found else None
-
-
 # ------------------------------------------------------------------------------ inputs
 
 
-def build_zips(cfg: MatrixConfig, pythons: dict[str, Path | None]) -> list[Path]:
+def build_zips(cfg: MatrixConfig) -> list[Path]:
     out = cfg.work / "dist"
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "blender_addon", "build", "--out", str(out),
                "--platform", "linux-x64", "--wheel-cache", str(ROOT / "work" / "addon-wheels")]
-    # Each family validated by the tool of the newest Blender it targets that is here.
-    for target in build.TARGETS:
-        for version in sorted(pythons, key=build.version_tuple, reverse=True):
-            tool = pythons[version] and blender_ext_of(pythons[version])
-            if tool and target.admits(build.version_tuple(version)):
-                command += ["--blender-ext-for", f"{target.python}={tool}"]
-                print(f"validating the {target.label} zip with Blender {version}'s tool")
-                break
+    # Each family is validated by the newest Blender tool it targets among the venvs here.
+    command += ["--matrix-dir", str(cfg.work)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"building the zips failed:\n{done.stderr}")
@@ -183,13 +172,23 @@ def reference_image(cfg: MatrixConfig) -> Path:
 CHECK = r"""
 import json, sys
 from pathlib import Path
-zip_path, endpoint, image_path, module, out = sys.argv[1:6]
+zip_path, endpoint, image_path, module, out, wrong_zip = sys.argv[1:7]
 result = {}
 def save():
     Path(out).write_text(json.dumps(result))
 import bpy
 result["blender"] = bpy.app.version_string
 result["python"] = "%d.%d" % sys.version_info[:2]
+# The other family's zip: Blender itself must refuse it from the manifest's range (it prints
+# why and returns FINISHED with nothing installed).
+installed = Path(bpy.utils.user_resource("EXTENSIONS")) / "user_default" / module.split(".")[-1]
+try:
+    bpy.ops.extensions.package_install_files(
+        filepath=wrong_zip, repo="user_default", enable_on_install=True)
+except RuntimeError:
+    pass
+result["refuses the other zip"] = module not in sys.modules and not installed.exists()
+save()
 status = bpy.ops.extensions.package_install_files(
     filepath=zip_path, repo="user_default", enable_on_install=True)
 result["installs"] = sorted(status) == ["FINISHED"] and module in sys.modules
@@ -233,8 +232,8 @@ save()
 """
 
 
-def check_version(version: str, python: Path, zip_path: Path, endpoint: str, image: Path,
-                  cfg: MatrixConfig) -> Row:
+def check_version(version: str, python: Path, zip_path: Path, wrong_zip: Path, endpoint: str,
+                  image: Path, cfg: MatrixConfig) -> Row:
     row = Row(version, zip_name=zip_path.name)
     with tempfile.TemporaryDirectory(prefix=f"blender-{version}-") as tmp:
         tmp = Path(tmp)
@@ -246,7 +245,7 @@ def check_version(version: str, python: Path, zip_path: Path, endpoint: str, ima
                 "BLENDER_USER_RESOURCES": str(tmp / "profile")}
         try:
             done = subprocess.run([str(python), str(script), str(zip_path), endpoint,
-                                   str(image), EXTENSION_MODULE, str(out)],
+                                   str(image), EXTENSION_MODULE, str(out), str(wrong_zip)],
                                   cwd=tmp, env=env, capture_output=True, text=True,
                                   timeout=cfg.timeout_s)
             code, log = done.returncode, done.stdout + done.stderr
@@ -292,7 +291,7 @@ def run(cfg: MatrixConfig) -> int:
     started = time.monotonic()
     cfg.work.mkdir(parents=True, exist_ok=True)
     pythons = {v: ensure_venv(v, cfg) for v in cfg.versions}
-    zips = build_zips(cfg, pythons)
+    zips = build_zips(cfg)
     image = reference_image(cfg)
     daemon = LocalDaemon(sys.executable, _free_endpoint(),
                          log_path=str(cfg.work / "daemon.log"))
@@ -306,8 +305,10 @@ def run(cfg: MatrixConfig) -> int:
                 rows.append(Row(version, "3.13", result="not measured (no Python 3.13 here)"))
                 continue
             print(f"Blender {version} ...", flush=True)
-            rows.append(check_version(version, python, zip_for(version, zips),
-                                      daemon.endpoint, image, cfg))
+            right = zip_for(version, zips)
+            (wrong,) = [z for z in zips if z != right]
+            rows.append(check_version(version, python, right, wrong, daemon.endpoint, image,
+                                      cfg))
             print(f"  {rows[-1].result}", flush=True)
     finally:
         daemon.stop()

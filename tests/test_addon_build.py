@@ -67,7 +67,11 @@ def test_manifest_matches_the_project():
     assert manifest["version"] == project["version"]
     assert manifest["type"] == "add-on"
     assert manifest["blender_version_min"] == "4.2.0"
-    assert manifest["license"] == ["SPDX:MIT"]
+    # One SPDX licence in both: pyproject's is a PEP 639 string (setuptools deprecates the
+    # table form and drops it in 2027), which needs setuptools 77 or newer to build.
+    assert project["license"] == "MIT" and manifest["license"] == [f"SPDX:{project['license']}"]
+    build_system = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
+    assert build_system["requires"] == ["setuptools>=77"]
     assert set(manifest["permissions"]) == {"network", "files"}
     # build.py owns the wheel list: the source manifest has none to go stale.
     assert "wheels" not in manifest
@@ -341,3 +345,23 @@ def test_a_zip_whose_zmq_cannot_load_says_so_and_what_to_do(built_zip, tmp_path)
     assert "blender4.2-5.0" in result["hint"] and "blender5.1" in result["hint"]
     assert "Blender 4.2.0 up to (not incl.) 5.1.0" in result["hint"]
     assert result["backend_loaded"] == []
+
+
+def test_each_family_is_validated_by_the_newest_cached_blender_it_targets(tmp_path):
+    tools = {}
+    for version, python in [("4.2.0", "3.11"), ("5.0.1", "3.11"), ("5.1.2", "3.13"),
+                            ("5.2.3", "3.13"), ("not-a-version", "3.11")]:
+        tool = (tmp_path / f"venv-{version}" / "lib" / f"python{python}" / "site-packages" /
+                "bpy" / version[:3] / "scripts" / "addons_core" / "bl_pkg" / "cli" /
+                "blender_ext.py")
+        tool.parent.mkdir(parents=True)
+        tool.write_text("")
+        tools[version] = tool
+    assert build.cached_validators(tmp_path) == {"3.11": tools["5.0.1"], "3.13": tools["5.2.3"]}
+    assert build.cached_validators(tmp_path / "missing") == {}
+    # A tool inside a venv runs on that venv's Python (5.2's is for 3.13).
+    (tmp_path / "venv-5.2.3" / "pyvenv.cfg").write_text("")
+    (tmp_path / "venv-5.2.3" / "bin").mkdir()
+    (tmp_path / "venv-5.2.3" / "bin" / "python").write_text("")
+    assert build.tool_python(tools["5.2.3"]) == str(tmp_path / "venv-5.2.3" / "bin" / "python")
+    assert build.tool_python(tools["4.2.0"]) == sys.executable
