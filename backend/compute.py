@@ -27,10 +27,12 @@ def compute_batch(pipeline: Pipeline, requests: list[Request], waited_ms: list[f
     over all their images, mesh each request. ``waited_ms``: time each spent queued."""
     outcomes: list[Outcome | None] = [None] * len(requests)
     live: list[tuple[int, np.ndarray, float]] = []
+    framings: dict[int, list] = {}
     for i, request in enumerate(requests):
         t0 = time.perf_counter()
         try:
-            live.append((i, pipeline.prepare(request), (time.perf_counter() - t0) * 1000))
+            images, framings[i] = pipeline.prepare(request)
+            live.append((i, images, (time.perf_counter() - t0) * 1000))
         except ProtocolError as exc:
             outcomes[i] = error_outcome(request, exc)
         except Exception as exc:  # e.g. MemoryError, or a decoder bug: fail this request only
@@ -38,12 +40,13 @@ def compute_batch(pipeline: Pipeline, requests: list[Request], waited_ms: list[f
             outcomes[i] = error_outcome(request, ProtocolError(
                 "internal", f"preprocessing failed: {type(exc).__name__}: {exc}"))
     if live:
-        _infer(pipeline, requests, waited_ms, live, outcomes)
+        _infer(pipeline, requests, waited_ms, live, outcomes, framings)
     return outcomes
 
 
 def _infer(pipeline: Pipeline, requests: list[Request], waited_ms: list[float],
-           live: list[tuple[int, np.ndarray, float]], outcomes: list) -> None:
+           live: list[tuple[int, np.ndarray, float]], outcomes: list,
+           framings: dict[int, list]) -> None:
     t0 = time.perf_counter()
     try:
         pred = pipeline.infer(np.concatenate([images for _, images, _ in live]))
@@ -62,7 +65,7 @@ def _infer(pipeline: Pipeline, requests: list[Request], waited_ms: list[float],
         timings = {"queue_ms": waited_ms[i], "preprocess_ms": prep_ms, "model_ms": model_ms,
                    "batch_images": n_images}
         try:
-            result = pipeline.finish(requests[i], rows, timings)
+            result = pipeline.finish(requests[i], rows, timings, framings[i])
             result.timings["total_ms"] = round(waited_ms[i] + (time.perf_counter() - t0) * 1000
                                                + prep_ms, 3)
             outcomes[i] = (encode_reconstruct_reply(result), None)

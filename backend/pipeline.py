@@ -21,7 +21,7 @@ from synth_render.taxonomy import SYNSET_TO_NAME
 from .checkpoint import ModelInfo, load_model
 from .meshing import export_mesh, fuse_probabilities, voxels_to_mesh
 from .models import Reconstructor
-from .preprocess import ImageError, preprocess
+from .preprocess import Framing, ImageError, Segmenter, preprocess_framed
 from .protocol.messages import (
     ProtocolError,
     ReconstructOutput,
@@ -52,11 +52,13 @@ class Pipeline:
     """A loaded model plus everything around it (thread-compatible: one caller at a time)."""
 
     def __init__(self, model: Reconstructor, info: ModelInfo, device: str = "cpu",
-                 checkpoint: str | None = None):
+                 checkpoint: str | None = None, segmenter: Segmenter | None = None):
         self.model = model.eval()
         self.info = info
         self.device = torch.device(device)
         self.checkpoint = checkpoint
+        # The foreground model that frames opaque photos (None: they are used whole).
+        self.segmenter = segmenter
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "cpu",
@@ -90,16 +92,21 @@ class Pipeline:
 
     # -- the three stages
 
-    def prepare(self, request: Request) -> np.ndarray:
-        """Preprocess a request's images: ``(N, 3, S, S)`` float32; raises ProtocolError."""
+    def prepare(self, request: Request) -> tuple[np.ndarray, list[Framing]]:
+        """Preprocess a request's images: ``(N, 3, S, S)`` float32 and each image's framing;
+        raises ProtocolError."""
         crops = request.options.crop or (None,) * len(request.images)
         out = np.empty((len(request.images), 3, self.image_size, self.image_size), np.float32)
+        framings = []
         for i, (image, crop) in enumerate(zip(request.images, crops, strict=True)):
             try:
-                out[i] = preprocess(image, self.image_size, crop)
+                out[i], framing = preprocess_framed(image, self.image_size, crop,
+                                                    autocrop=request.options.autocrop,
+                                                    segmenter=self.segmenter)
             except ImageError as exc:
                 raise _image_error(i, exc) from None
-        return out
+            framings.append(framing)
+        return out, framings
 
     def infer(self, images: np.ndarray) -> Prediction:
         """One forward pass over ``(B, 3, S, S)`` images."""
@@ -111,7 +118,8 @@ class Pipeline:
                           pred["elevation"].float().cpu().numpy())
 
     def finish(self, request: Request, pred: Prediction,
-               timings: dict[str, float] | None = None) -> ReconstructResult:
+               timings: dict[str, float] | None = None,
+               framings: list[Framing] | None = None) -> ReconstructResult:
         """Meshes (and/or voxel grids) for one request's slice of a batch prediction."""
         opts = request.options
         threshold = opts.threshold if opts.threshold is not None else float(self.info.threshold)
@@ -124,17 +132,18 @@ class Pipeline:
         timings = {**(timings or {}), "mesh_ms": (time.perf_counter() - t0) * 1000}
         return ReconstructResult(id=request.id, format=opts.format, views=self._views(pred),
                                  outputs=outputs, fused=opts.fuse, threshold=threshold,
-                                 timings={k: round(v, 3) for k, v in timings.items()})
+                                 timings={k: round(v, 3) for k, v in timings.items()},
+                                 framing=[f.to_json() for f in framings or ()])
 
     def run(self, request: Request) -> ReconstructResult:
         """All three stages for one request (``reconstruct --local``, benchmarks)."""
         t0 = time.perf_counter()
-        images = self.prepare(request)
+        images, framings = self.prepare(request)
         t1 = time.perf_counter()
         pred = self.infer(images)
         t2 = time.perf_counter()
         return self.finish(request, pred, {"preprocess_ms": (t1 - t0) * 1000,
-                                           "model_ms": (t2 - t1) * 1000})
+                                           "model_ms": (t2 - t1) * 1000}, framings)
 
     # -- helpers
 

@@ -23,11 +23,24 @@ Steps:
 5. Resizing to ``size`` x ``size`` with a Lanczos filter, then ``x / 127.5 - 1`` -> float32
    ``(3, size, size)`` in [-1, 1].
 
-There is no automatic crop to the object: both render styles follow 3D-R2N2's camera protocol,
-so their framing already matches (the object's longer side spans about 45-85 % of the frame,
-median 64 %). A user's photo should frame the object the same way: centred, filling roughly
-two thirds of the shorter side; otherwise pass a crop box around it
-(:func:`square_box_around` makes one from a bounding box).
+Framing (``autocrop=True``; the daemon and the CLI default to it, training and evaluation
+to off so far). Both render styles follow 3D-R2N2's camera protocol, where the object's longer
+side spans about 45-85 % of the frame (median 64 %, :data:`OBJECT_FRACTION`); user photos are
+framed any way. So the object's box is found and re-framed to that median, as a square centred
+on it (:func:`square_box_around`; the part past the border is padded as in step 4):
+
+- a user's crop box marks the object (``source="user"``);
+- else an image with meaningful alpha (some pixels transparent, some opaque: a cut-out PNG)
+  is framed by the box of its opaque pixels (``"alpha"``);
+- else, given a ``segmenter`` (a foreground model behind a plain callable, so this module stays
+  torch-free), an opaque photo is framed by the box of its foreground mask (``"mask"``); a mask
+  that reaches the border means the object fills or overflows the frame and the square is
+  padded out past it;
+- else, and when the mask is empty or unsure, the whole image (``"none"``, with a note).
+
+:class:`Framing` reports the square the network saw, in pixels of the full-resolution upright
+image, and where it came from. With ``autocrop=False`` a crop box is used as it is (padded to
+a square), as before.
 
 Cost (the daemon preprocesses untrusted images). Steps 2-5 never build the padded square:
 Pillow's resize shrinks a large square by an integer factor ``f`` (block averages) before its
@@ -53,6 +66,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -69,6 +83,14 @@ OBJECT_FRACTION = 0.64
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 Box = tuple[float, float, float, float]
+# A foreground model: (S, S, 3) uint8 RGB -> (S, S) float foreground probabilities in [0, 1].
+Segmenter = Callable[[np.ndarray], np.ndarray]
+
+FRAMING_SOURCES = ("user", "alpha", "mask", "none")
+ALPHA_OPAQUE = 128  # alpha at or above this is the object (soft edges and shadows are not)
+MASK_SIZE = 128  # the square side the segmenter sees the whole (padded) photo at
+MASK_MIN_AREA = 0.002  # a mask covering less of the image is empty
+MASK_MIN_CONFIDENCE = 0.6  # mean |2p - 1| over the image below this: the model is unsure
 
 _WHITE = 255
 DECODE_SCALE = "decode_scale"  # img.info key set by a reduced JPEG decode
@@ -480,28 +502,157 @@ def square_box_around(bbox: Sequence[float], fraction: float = OBJECT_FRACTION) 
 
 
 # ---------------------------------------------------------------------------------------------
+# Framing: where the object is
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Framing:
+    """The square ``box`` ``(x, y, w, h)`` the network saw, in pixels of the full-resolution
+    upright image (it may reach past the border: padding), and where it came from (one of
+    :data:`FRAMING_SOURCES`), with a note when framing fell back to the whole image."""
+
+    box: Box
+    source: str
+    note: str = ""
+
+    def to_json(self) -> dict:
+        return {"crop": [round(v, 2) for v in self.box], "source": self.source,
+                "note": self.note}
+
+
+def _alpha_bbox(pixels: _Pixels) -> tuple[tuple[int, int, int, int] | None, bool]:
+    """The box ``(x0, y0, x1, y1)`` of the opaque pixels (None: none), and whether any pixel
+    is transparent; read tile by tile."""
+    width, height = pixels.size
+    rows, cols, transparent = [], [], False
+    for y0 in range(0, height, _TILE_SIDE):
+        for x0 in range(0, width, _TILE_SIDE):
+            tile = pixels.region(x0, y0, min(x0 + _TILE_SIDE, width), min(y0 + _TILE_SIDE, height))
+            alpha = np.asarray(_eight_bit(tile).convert("RGBA"))[:, :, 3]
+            opaque = alpha >= ALPHA_OPAQUE
+            transparent = transparent or not opaque.all()
+            ys, xs = np.flatnonzero(opaque.any(1)), np.flatnonzero(opaque.any(0))
+            if len(ys):
+                rows += [y0 + ys[0], y0 + ys[-1] + 1]
+                cols += [x0 + xs[0], x0 + xs[-1] + 1]
+    if not rows:
+        return None, transparent
+    return (min(cols), min(rows), max(cols), max(rows)), transparent
+
+
+def _mask_bbox(pixels: _Pixels, segmenter: Segmenter) -> tuple[Box | None, str]:
+    """The box of the segmenter's foreground in image pixels (None, and why, when it is empty
+    or unsure). The segmenter sees the whole image padded to a square by edge replication."""
+    width, height = pixels.size
+    side = max(width, height)
+    small = _network_pixels(pixels, (0, 0, width, height), MASK_SIZE, None, _rgb_pixels)
+    prob = np.asarray(segmenter(small), dtype=np.float32)
+    if prob.shape != (MASK_SIZE, MASK_SIZE):
+        raise ValueError(f"the segmenter returned shape {prob.shape}, expected "
+                         f"{(MASK_SIZE, MASK_SIZE)}")
+    scale = side / MASK_SIZE  # image pixels per mask pixel
+    ox, oy = (side - width) // 2, (side - height) // 2  # the image inside the square
+    cx0, cy0 = int(ox / scale), int(oy / scale)
+    cx1 = max(cx0 + 1, math.ceil((ox + width) / scale))
+    cy1 = max(cy0 + 1, math.ceil((oy + height) / scale))
+    content = prob[cy0:cy1, cx0:cx1]
+    if float(np.abs(2 * content - 1).mean()) < MASK_MIN_CONFIDENCE:
+        return None, "the foreground mask is unsure: the whole image is used"
+    mask = content >= 0.5
+    if mask.mean() < MASK_MIN_AREA:
+        return None, "no foreground found: the whole image is used"
+    ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    x0, x1 = (cx0 + xs[0]) * scale - ox, (cx0 + xs[-1] + 1) * scale - ox
+    y0, y1 = (cy0 + ys[0]) * scale - oy, (cy0 + ys[-1] + 1) * scale - oy
+    return (max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)), ""
+
+
+def _framed_box(bbox: Sequence[float], max_pixels: int, scale: float) -> Box:
+    """The trained framing around ``bbox`` (full-resolution pixels), its side capped so that
+    its square stays within the crop limit of :func:`_crop_box` (``scale``: full-resolution
+    pixels per decoded pixel), e.g. for an object spanning a 64:1 image."""
+    x, y, w, h = square_box_around(bbox)
+    cap = (math.sqrt(4 * max_pixels) - 2) * scale
+    if w > cap:
+        x, y, w, h = x + (w - cap) / 2, y + (h - cap) / 2, cap, cap
+    return x, y, w, h
+
+
+def _square_of(box: tuple[int, int, int, int]) -> Box:
+    """The square :func:`_network_pixels` pads ``box`` (x0, y0, x1, y1) to, as (x, y, w, h)."""
+    bx0, by0, bx1, by1 = box
+    side = max(bx1 - bx0, by1 - by0)
+    return (float(bx0 - (side - (bx1 - bx0)) // 2), float(by0 - (side - (by1 - by0)) // 2),
+            float(side), float(side))
+
+
+def _frame(pixels: _Pixels, had_alpha: bool, crop: Sequence[float] | None, autocrop: bool,
+           segmenter: Segmenter | None, max_pixels: int) -> tuple[Box | None, str, str]:
+    """The crop box to use (full-resolution pixels; None: the whole image), its source and a
+    note."""
+    scale = pixels.info.get(DECODE_SCALE, 1.0)
+    width, height = pixels.size
+    if crop is not None:
+        if not autocrop:
+            return tuple(crop), "user", ""
+        x0, y0, x1, y1 = _crop_box(crop, width, height, max_pixels, scale)  # validated
+        return _framed_box((x0 * scale, y0 * scale, x1 * scale, y1 * scale), max_pixels,
+                           scale), "user", ""
+    if not autocrop:
+        return None, "none", ""
+    note = ""
+    if had_alpha:
+        bbox, transparent = _alpha_bbox(pixels)
+        if bbox is None:
+            return None, "none", "the image is transparent everywhere: the whole image is used"
+        if transparent:
+            return _framed_box([v * scale for v in bbox], max_pixels, scale), "alpha", ""
+        note = "the alpha channel is opaque everywhere"
+    if segmenter is None:
+        return None, "none", (note + "; " if note else "") + "no foreground model"
+    bbox, why = _mask_bbox(pixels, segmenter)
+    if bbox is None:
+        return None, "none", why
+    return _framed_box([v * scale for v in bbox], max_pixels, scale), "mask", ""
+
+
+# ---------------------------------------------------------------------------------------------
 # The entry point
 # ---------------------------------------------------------------------------------------------
 
 def preprocess(source: ImageSource, size: int = IMAGE_SIZE, crop: Sequence[float] | None = None,
-               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+               max_pixels: int = MAX_PIXELS, autocrop: bool = False,
+               segmenter: Segmenter | None = None) -> np.ndarray:
     """The network input for one image: float32 ``(3, size, size)`` in [-1, 1].
 
-    See the module docstring for the steps and their cost. ``crop`` is ``(x, y, w, h)`` in
-    pixels of the (EXIF-oriented) image; raises :class:`ImageError` for bad input or a bad
-    crop box.
+    See the module docstring for the steps, the framing and their cost. ``crop`` is
+    ``(x, y, w, h)`` in pixels of the (EXIF-oriented) image; raises :class:`ImageError` for
+    bad input or a bad crop box.
     """
+    return preprocess_framed(source, size, crop, max_pixels, autocrop, segmenter)[0]
+
+
+def preprocess_framed(source: ImageSource, size: int = IMAGE_SIZE,
+                      crop: Sequence[float] | None = None, max_pixels: int = MAX_PIXELS,
+                      autocrop: bool = True, segmenter: Segmenter | None = None
+                      ) -> tuple[np.ndarray, Framing]:
+    """:func:`preprocess`, framing on by default, and the :class:`Framing` it used."""
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     pixels = _pixels(source, max_pixels)
     width, height = pixels.size
     _, had_alpha = to_rgb(pixels.region(0, 0, 1, 1))  # the mode decides, not the pixel
     fill = _WHITE if had_alpha else None  # transparency was composited over white
+    chosen, source_name, note = _frame(pixels, had_alpha, crop, autocrop, segmenter,
+                                       max_pixels)
+    scale = pixels.info.get(DECODE_SCALE, 1.0)
     box = (0, 0, width, height)
-    if crop is not None:
-        box = _crop_box(crop, width, height, max_pixels, pixels.info.get(DECODE_SCALE, 1.0))
+    if chosen is not None:
+        box = _crop_box(chosen, width, height, max_pixels, scale)
     rgb = _network_pixels(pixels, box, size, fill, _rgb_pixels)  # (size, size, 3) uint8
-    return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
+    square = tuple(v * scale for v in _square_of(box))
+    image = (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
+    return image, Framing(square, source_name, note)
 
 
 def alpha_mask(source: ImageSource, size: int = IMAGE_SIZE) -> np.ndarray | None:

@@ -72,7 +72,11 @@ def add_reconstruct_parser(sub) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--format", choices=MESH_FORMATS, default="glb")
     p.add_argument("--threshold", type=float, default=None)
-    p.add_argument("--crop", default=None, help="x,y,w,h in pixels (applied to every image)")
+    p.add_argument("--crop", default=None,
+                   help="x,y,w,h in pixels around the object (applied to every image)")
+    p.add_argument("--no-autocrop", dest="autocrop", action="store_false",
+                   help="use the image (or --crop) as it is, without framing the object as "
+                        "the training renders are")
     p.add_argument("--fuse", action="store_true", help="one mesh from all images")
     p.add_argument("--smooth", action="store_true")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
@@ -93,7 +97,8 @@ def _parse_crop(text: str | None) -> list[float] | None:
 def _cmd_reconstruct(args) -> int:
     try:
         options = {"format": args.format, "outputs": ["mesh", "voxels"], "smooth": args.smooth,
-                   "threshold": args.threshold, "crop": _parse_crop(args.crop)}
+                   "threshold": args.threshold, "crop": _parse_crop(args.crop),
+                   "autocrop": args.autocrop}
         parse_options(options, len(args.images) if args.fuse else 1)  # fail before any work
         datas = [p.read_bytes() for p in args.images]
         curve = CurveKeys.from_dir(args.curve_keys) if args.curve_keys else None
@@ -141,3 +146,8 @@ def _write(result: ReconstructResult, stem: Path, fmt: str) -> None:
         voxel_preview(out.voxels >= result.threshold, size=256).save(stem.with_suffix(".png"))
     log.info("%s: %s (%s), azimuth %.1f, elevation %.1f", stem.name, view.class_name,
              view.synset, view.azimuth, view.elevation)
+    for framing in result.framing:
+        x, y, w, h = framing["crop"]
+        log.info("%s: framed by %s: crop x=%.0f y=%.0f w=%.0f h=%.0f%s", stem.name,
+                 framing["source"], x, y, w, h,
+                 f" ({framing['note']})" if framing.get("note") else "")

@@ -267,7 +267,9 @@ class NetworkThread(threading.Thread):
 
     def _request(self, job: ReconstructJob, batch: tuple[int, ...]):
         client = self._client_for(job.connection)
-        options = dict(job.options, fuse=job.fuse)
+        # The camera background shows the crop box the add-on sent, so the server must use it
+        # as it is: no re-framing until the add-on draws the reply's framing.
+        options = dict(job.options, fuse=job.fuse, autocrop=False)
         if job.crops and any(job.crops[i] is not None for i in batch):
             options["crop"] = [job.crops[i] for i in batch]
         started = time.monotonic()

@@ -43,9 +43,10 @@ def degrees_to_vector(view: torch.Tensor) -> torch.Tensor:
 
 
 def vector_to_degrees(vec: torch.Tensor) -> torch.Tensor:
-    """``(B, 4)`` cos/sin -> ``(B, 2)`` ``[azimuth in [0, 360), elevation]`` in degrees."""
+    """``(B, 4)`` cos/sin -> ``(B, 2)`` ``[azimuth in [0, 360), elevation in [-90, 90]]`` in
+    degrees (an elevation's cosine is never negative: a predicted one is taken as its size)."""
     az = torch.rad2deg(torch.atan2(vec[:, 1], vec[:, 0])) % 360.0
-    el = torch.rad2deg(torch.atan2(vec[:, 3], vec[:, 2]))
+    el = torch.rad2deg(torch.atan2(vec[:, 3], vec[:, 2].abs()))
     return torch.stack([az, el], 1)
 
 

@@ -116,6 +116,8 @@ class ReconstructOptions:
     """Options of a ``reconstruct`` request (``None`` = the server's default).
 
     ``crop``: one ``(x, y, w, h)`` box in pixels per image (``None`` entries: no crop);
+    ``autocrop``: frame each image's object as the training renders are (a crop box then marks
+    the object); false: the crop box, or the whole image, as it is;
     ``deadline_ms``: the server drops the request when it cannot start computing it within
     this many milliseconds of receiving it; ``fuse``: one mesh from the mean of all views.
     """
@@ -128,6 +130,7 @@ class ReconstructOptions:
     fuse: bool = False
     crop: tuple[Box | None, ...] | None = None
     deadline_ms: float | None = None
+    autocrop: bool = True
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -347,6 +350,7 @@ def parse_options(raw: Mapping, n_images: int) -> ReconstructOptions:
         fuse=_flag(raw, "fuse"),
         crop=_crops(raw.get("crop"), n_images),
         deadline_ms=_deadline(raw.get("deadline_ms")),
+        autocrop=_flag(raw, "autocrop", default=True),
     )
 
 
@@ -379,8 +383,8 @@ def _outputs(value) -> tuple[str, ...]:
     return tuple(o for o in OUTPUTS if o in value)
 
 
-def _flag(raw: Mapping, name: str) -> bool:
-    value = raw.get(name, False)
+def _flag(raw: Mapping, name: str, default: bool = False) -> bool:
+    value = raw.get(name, default)
     if not isinstance(value, bool):
         raise ProtocolError("bad_option", f"{name} must be true or false, got {value!r}")
     return value
@@ -538,6 +542,9 @@ class ReconstructResult:
     fused: bool = False
     threshold: float = 0.5
     timings: dict[str, float] = field(default_factory=dict)
+    # Per image: {"crop": [x, y, w, h], "source": "user|alpha|mask|none", "note": str}, the
+    # square the network saw in the full-resolution upright image (empty from old servers).
+    framing: list[dict] = field(default_factory=list)
 
     @property
     def mesh(self) -> bytes | None:
@@ -566,7 +573,7 @@ def encode_reconstruct_reply(result: ReconstructResult) -> list[bytes]:
         outputs.append(entry)
     body = {"format": result.format, "fused": result.fused, "threshold": result.threshold,
             "views": [asdict(v) for v in result.views], "outputs": outputs,
-            "timings": result.timings}
+            "timings": result.timings, "framing": result.framing}
     return encode_reply("reconstruct", result.id, body, frames)
 
 
@@ -587,7 +594,8 @@ def decode_reconstruct_reply(reply: Reply) -> ReconstructResult:
         return ReconstructResult(id=str(reply.id), format=body["format"], views=views,
                                  outputs=outputs, fused=bool(body.get("fused")),
                                  threshold=float(body.get("threshold", 0.5)),
-                                 timings=dict(body.get("timings", {})))
+                                 timings=dict(body.get("timings", {})),
+                                 framing=[dict(f) for f in body.get("framing", [])])
     except (KeyError, TypeError, StopIteration) as exc:
         raise ProtocolError("bad_request", f"malformed reconstruct reply: {exc!r}") from exc
 
