@@ -18,8 +18,9 @@ Security: a non-loopback bind needs CURVE keys (``--curve-keys DIR`` from ``back
 only clients whose public key is in DIR get through) or ``--insecure``, which logs a warning.
 SIGTERM / Ctrl-C stop accepting work, let queued and running jobs finish (bounded by
 ``drain_timeout_s``), then answer every accepted job still unanswered — queued or computing —
-with ``shutting_down`` and close every socket with linger 0: each accepted request gets
-exactly one reply. The I/O thread is the only one that answers ``reconstruct`` jobs (computed
+with ``shutting_down``, and close the client socket with a short linger (so those last replies
+are written out, not dropped with the socket; other sockets close with linger 0): each
+accepted request gets exactly one reply. The I/O thread is the only one that answers ``reconstruct`` jobs (computed
 results reach it through the pipe, tagged with the job's token), so a result that comes after
 its job was answered is dropped, and the log shows what was sent.
 
@@ -65,6 +66,9 @@ log = logging.getLogger(__name__)
 
 PIPE = "inproc://replies"
 POLL_MS = 100
+# How long the client socket, once closed, keeps writing replies still queued for connected
+# clients (linger 0 dropped the last ones under load); disconnected peers hold nothing.
+REPLY_LINGER_MS = 2000
 
 
 @dataclass
@@ -207,7 +211,7 @@ class Server:
             self._auth.stop()
             self._auth = None
         if not any(t.is_alive() for t in self._threads):
-            self._ctx.term()  # every socket is closed (linger 0), so this cannot block
+            self._ctx.term()  # every socket is closed: at most REPLY_LINGER_MS of flushing
 
     def serve_forever(self) -> None:
         """Start, then block until SIGTERM or Ctrl-C, then drain and stop."""
@@ -316,7 +320,7 @@ class Server:
             self._compute_done.wait(2.0)
             if self._pool is not None:
                 self._pool.stop()
-            router.close(linger=0)
+            router.close(linger=REPLY_LINGER_MS)
             pipe.close(linger=0)
 
     def _tend_workers(self, router: zmq.Socket, readable: bool) -> None:

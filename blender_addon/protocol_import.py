@@ -12,6 +12,7 @@ keep the add-on registered so the panel can show it; every request then fails wi
 
 from __future__ import annotations
 
+import importlib
 import sys
 import tomllib
 from pathlib import Path
@@ -50,30 +51,15 @@ def describe_failure(exc: BaseException, bundled: bool = BUNDLED) -> tuple[str, 
 
 
 try:
-    if BUNDLED:
-        from .protocol import (  # type: ignore[import-not-found]
-            DEFAULT_ENDPOINT,
-            ClientError,
-            CurveKeys,
-            DaemonError,
-            LocalDaemon,
-            ReconClient,
-            RequestFailed,
-            ServerUnavailable,
-            is_loopback,
-        )
-    else:  # the source tree (tests, development)
-        from backend.protocol import (
-            DEFAULT_ENDPOINT,
-            ClientError,
-            CurveKeys,
-            DaemonError,
-            LocalDaemon,
-            ReconClient,
-            RequestFailed,
-            ServerUnavailable,
-            is_loopback,
-        )
+    # The bundled copy inside the installed extension; the source tree's (tests, development).
+    _protocol = importlib.import_module(".protocol", __package__) if BUNDLED \
+        else importlib.import_module("backend.protocol")
+    DEFAULT_ENDPOINT = _protocol.DEFAULT_ENDPOINT
+    ClientError, CurveKeys, DaemonError = (_protocol.ClientError, _protocol.CurveKeys,
+                                           _protocol.DaemonError)
+    LocalDaemon, ReconClient = _protocol.LocalDaemon, _protocol.ReconClient
+    RequestFailed, ServerUnavailable = _protocol.RequestFailed, _protocol.ServerUnavailable
+    is_loopback = _protocol.is_loopback
 except ImportError as _exc:  # keep the real cause: never a misleading fallback import
     IMPORT_ERROR, IMPORT_HINT = describe_failure(_exc)
     print(f"Unsup3D Recon: {IMPORT_ERROR}\nUnsup3D Recon: {IMPORT_HINT}", file=sys.stderr)
