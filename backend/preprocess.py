@@ -403,6 +403,14 @@ def _crop_box(crop: Sequence[float], width: int, height: int, max_pixels: int = 
     return x0, y0, x1, y1
 
 
+def _padded_square(box: tuple[int, int, int, int]) -> tuple[int, int, int]:
+    """The square ``box`` (x0, y0, x1, y1) is padded to, content centred: its origin and
+    side ``(ox, oy, side)``."""
+    bx0, by0, bx1, by1 = box
+    side = max(bx1 - bx0, by1 - by0)
+    return bx0 - (side - (bx1 - bx0)) // 2, by0 - (side - (by1 - by0)) // 2, side
+
+
 def _axis_plan(side: int, f: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """One axis of the padded square (``side`` pixels, content at ``[lo, hi)``) reduced by
     ``f``: the square's pixel coordinates to read, and how many times each reduced block of
@@ -437,8 +445,7 @@ def _network_pixels(pixels: _Pixels, box: tuple[int, int, int, int], size: int,
     into uint8 ``(h, w, 3)`` pixels."""
     width, height = pixels.size
     bx0, by0, bx1, by1 = box
-    side = max(bx1 - bx0, by1 - by0)
-    ox, oy = bx0 - (side - (bx1 - bx0)) // 2, by0 - (side - (by1 - by0)) // 2  # square's origin
+    ox, oy, side = _padded_square(box)
     ix0, iy0, ix1, iy1 = max(bx0, 0), max(by0, 0), min(bx1, width), min(by1, height)
     f = int(side / size / _REDUCING_GAP) or 1
     xs, x_reps = _axis_plan(side, f, ix0 - ox, ix1 - ox)
@@ -544,14 +551,14 @@ def _mask_bbox(pixels: _Pixels, segmenter: Segmenter) -> tuple[Box | None, str]:
     """The box of the segmenter's foreground in image pixels (None, and why, when it is empty
     or unsure). The segmenter sees the whole image padded to a square by edge replication."""
     width, height = pixels.size
-    side = max(width, height)
+    sx, sy, side = _padded_square((0, 0, width, height))
+    ox, oy = -sx, -sy  # the image inside the square
     small = _network_pixels(pixels, (0, 0, width, height), MASK_SIZE, None, _rgb_pixels)
     prob = np.asarray(segmenter(small), dtype=np.float32)
     if prob.shape != (MASK_SIZE, MASK_SIZE):
         raise ValueError(f"the segmenter returned shape {prob.shape}, expected "
                          f"{(MASK_SIZE, MASK_SIZE)}")
     scale = side / MASK_SIZE  # image pixels per mask pixel
-    ox, oy = (side - width) // 2, (side - height) // 2  # the image inside the square
     cx0, cy0 = int(ox / scale), int(oy / scale)
     cx1 = max(cx0 + 1, math.ceil((ox + width) / scale))
     cy1 = max(cy0 + 1, math.ceil((oy + height) / scale))
@@ -576,14 +583,6 @@ def _framed_box(bbox: Sequence[float], max_pixels: int, scale: float) -> Box:
     if w > cap:
         x, y, w, h = x + (w - cap) / 2, y + (h - cap) / 2, cap, cap
     return x, y, w, h
-
-
-def _square_of(box: tuple[int, int, int, int]) -> Box:
-    """The square :func:`_network_pixels` pads ``box`` (x0, y0, x1, y1) to, as (x, y, w, h)."""
-    bx0, by0, bx1, by1 = box
-    side = max(bx1 - bx0, by1 - by0)
-    return (float(bx0 - (side - (bx1 - bx0)) // 2), float(by0 - (side - (by1 - by0)) // 2),
-            float(side), float(side))
 
 
 def _frame(pixels: _Pixels, had_alpha: bool, crop: Sequence[float] | None, autocrop: bool,
@@ -650,7 +649,8 @@ def preprocess_framed(source: ImageSource, size: int = IMAGE_SIZE,
     if chosen is not None:
         box = _crop_box(chosen, width, height, max_pixels, scale)
     rgb = _network_pixels(pixels, box, size, fill, _rgb_pixels)  # (size, size, 3) uint8
-    square = tuple(v * scale for v in _square_of(box))
+    ox, oy, side = _padded_square(box)
+    square = tuple(float(v * scale) for v in (ox, oy, side, side))
     image = (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
     return image, Framing(square, source_name, note)
 

@@ -20,9 +20,10 @@ SIGTERM / Ctrl-C stop accepting work, let queued and running jobs finish (bounde
 ``drain_timeout_s``), then answer every accepted job still unanswered — queued or computing —
 with ``shutting_down``, and close the client socket with a short linger (so those last replies
 are written out, not dropped with the socket; other sockets close with linger 0): each
-accepted request gets exactly one reply. The I/O thread is the only one that answers ``reconstruct`` jobs (computed
-results reach it through the pipe, tagged with the job's token), so a result that comes after
-its job was answered is dropped, and the log shows what was sent.
+accepted request gets exactly one reply. The I/O thread is the only one that answers
+``reconstruct`` jobs (computed results reach it through the pipe, tagged with the job's
+token), so a result that comes after its job was answered is dropped, and the log shows what
+was sent.
 
 Request ids are scoped by the client's token (``client`` in the header; by the connection
 without one). A request whose key (scope, id) is already queued or computing is a retry: the

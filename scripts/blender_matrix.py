@@ -31,8 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,11 +133,7 @@ def zip_for(version: str, zips: list[Path]) -> Path:
     blender = build.version_tuple(version)
     admitting = []
     for path in zips:
-        with zipfile.ZipFile(path) as archive:
-            manifest = tomllib.loads(archive.read(build.MANIFEST_NAME).decode())
-        low = build.version_tuple(manifest["blender_version_min"])
-        high = manifest.get("blender_version_max")
-        if low <= blender and (high is None or blender < build.version_tuple(high)):
+        if build.built_zip_target(build.zip_manifest(path)).admits(blender):
             admitting.append(path)
     if len(admitting) != 1:
         raise SystemExit(f"Blender {version}: {len(admitting)} zips admit it, not one")
