@@ -49,6 +49,7 @@ DISTANCE_RATIO_RANGE = (0.65, 0.95)
 RENDERINGS_TXT = "renderings.txt"
 METADATA_TXT = "rendering_metadata.txt"
 VOXEL_FILE = "model.binvox"
+MASK_DIR = "masks"  # object masks of photo-style views (see mask_path)
 
 # --- conventions -------------------------------------------------------------------------------
 CONVENTION = "r2n2"  # the only convention an R2N2-layout tree may have
@@ -111,6 +112,14 @@ def sample_views(rng: np.random.Generator, n: int) -> list[View]:
 
 def view_file_name(index: int) -> str:
     return f"{index:02d}.png"
+
+
+def mask_path(render_dir: str | os.PathLike, index: int) -> Path:
+    """The object mask of view ``index`` (our addition to the layout, photo style only):
+    ``rendering/masks/NN.png``, 8-bit grey, the object's coverage of each pixel (255 = object;
+    no shadow, floor or background), in the geometry of the view's PNG. R2N2 readers never
+    look there."""
+    return Path(render_dir) / MASK_DIR / view_file_name(index)
 
 
 def rendering_dir(out: str | os.PathLike, synset: str, model_id: str) -> Path:

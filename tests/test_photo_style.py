@@ -101,6 +101,28 @@ def test_postprocess_is_deterministic_per_seed_and_varies_across_seeds():
     assert np.abs(a.astype(int) - c.astype(int)).mean() > 5
 
 
+def test_the_mask_costs_no_draws_and_follows_the_pixels_roll_and_zoom():
+    rgba = _fake_render()
+    disc = (rgba[..., 3] == 255).astype(np.uint8) * 255
+    rng = np.random.default_rng(5)
+    photo, mask = photo_post.postprocess_with_mask(rgba, disc, rng, CTX)
+    after = rng.integers(2**32)
+    again = np.random.default_rng(5)
+    assert np.array_equal(photo, photo_post.postprocess(rgba, again, CTX))
+    assert after == again.integers(2**32)  # the same number of draws
+    params = photo_post.draw_params(np.random.default_rng(5))
+    assert params.zoom > 1.0 and params.roll_deg != 0.0
+    # the disc is zoomed about the centre: its area grows by the zoom squared (and the roll's
+    # extra zoom), its centre stays
+    z = params.zoom * (abs(np.cos(np.deg2rad(params.roll_deg)))
+                       + abs(np.sin(np.deg2rad(params.roll_deg))))
+    area = (mask >= 128).sum() / (disc >= 128).sum()
+    assert area == pytest.approx(z * z, rel=0.05)
+    ys, xs = np.nonzero(mask >= 128)
+    assert abs(ys.mean() - 31.5) < 0.6 and abs(xs.mean() - 31.5) < 0.6
+    assert mask.shape == (64, 64) and mask.dtype == np.uint8
+
+
 def test_background_fills_the_transparent_pixels():
     out = photo_post.postprocess(_fake_render(), np.random.default_rng(1), CTX)
     corner = out[:12, :12].reshape(-1, 3)
@@ -256,6 +278,12 @@ def test_cli_renders_photo_style_end_to_end(tmp_path):
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
     render_dir = r2n2.rendering_dir(out, "03001627", "0123abcd")
     assert r2n2.is_complete(render_dir, 2)
-    for name in r2n2.read_renderings(render_dir):
+    for i, name in enumerate(r2n2.read_renderings(render_dir)):
         with Image.open(render_dir / name) as im:
             assert im.mode == "RGB" and im.size == (64, 64)
+        with Image.open(r2n2.mask_path(render_dir, i)) as im:  # the object pass
+            assert im.mode == "L" and im.size == (64, 64)
+            mask = np.asarray(im)
+        covered = (mask >= 128).mean()
+        assert 0.02 < covered < 0.6  # a chair at the R2N2 framing; no floor, no background
+        assert ((mask < 8) | (mask > 247)).mean() > 0.9  # soft only along the outline

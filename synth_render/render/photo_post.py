@@ -85,12 +85,31 @@ def draw_params(rng: np.random.Generator) -> PhotoParams:
 
 def postprocess(rgba: np.ndarray, rng: np.random.Generator, ctx: StyleContext) -> np.ndarray:
     """The style contract's post step: ``(H, W, 4) uint8`` render -> ``(H, W, 3) uint8`` photo."""
+    return postprocess_with_mask(rgba, None, rng, ctx)[0]
+
+
+def postprocess_with_mask(rgba: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator,
+                          ctx: StyleContext) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`postprocess`, and the object's mask (``(H, W) uint8`` coverage from the object
+    pass) taken through the same geometry as the pixels (:func:`mask_geometry`). The draws
+    from ``rng`` are exactly :func:`postprocess`'s, so the photo is the same with or without
+    a mask."""
     params = draw_params(rng)
     h, w = rgba.shape[:2]
     # Drawn even when the HDRI is the background, so rng use does not depend on the render.
     background = sample_background(rng, ctx.asset_split, (h, w))
     noise_seed = int(rng.integers(2**63))
-    return apply(rgba, background, params, np.random.default_rng(noise_seed))
+    photo = apply(rgba, background, params, np.random.default_rng(noise_seed))
+    return photo, None if mask is None else mask_geometry(mask, params)
+
+
+def mask_geometry(mask: np.ndarray, p: PhotoParams) -> np.ndarray:
+    """The geometric part of :func:`apply` (roll and zoom) on an ``(H, W) uint8`` mask; the
+    photometric effects do not move the object, so they are left out."""
+    if mask.ndim != 2:
+        raise ValueError(f"expected an (H, W) mask, got shape {mask.shape}")
+    turned = _roll_and_zoom(mask[..., None].astype(np.float32) / 255.0, p.roll_deg, p.zoom)
+    return np.clip(turned[..., 0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def apply(rgba: np.ndarray, background: np.ndarray, p: PhotoParams,

@@ -18,6 +18,18 @@ A style is a module ``synth_render.render.style_<name>`` that provides:
     (synthetic: RGBA, transparent background) or ``(H, W, 3)`` (photo: background composited,
     sensor effects, JPEG round trip) ``uint8``, which the worker writes as the view's PNG.
 
+Optional, for an object mask per view (``rendering/masks/NN.png``, see
+:func:`synth_render.r2n2.mask_path`); styles that render one view per call only:
+
+``configure_object_pass(scene) -> None``
+    bpy glue, called once after all views were rendered: hide everything but the model and
+    make its alpha its exact coverage. The worker then renders each view again from the
+    camera it was rendered with; nothing may draw from ``rng``.
+
+``postprocess_with_mask(rgba, mask, rng, ctx) -> (pixels, mask)``
+    :func:`postprocess` (the same draws, so the same pixels) plus the mask (``(H, W)
+    uint8``) taken through the same geometric steps as the pixels.
+
 ``rng`` is a ``numpy.random.Generator`` seeded from (run seed, model key), so a resumed run
 redraws the same images.
 """

@@ -25,10 +25,13 @@ from .backgrounds import floor_texture_pool, hdri_pool
 from .style import StyleContext
 
 postprocess = photo_post.postprocess
+postprocess_with_mask = photo_post.postprocess_with_mask
 
 HDRI_VISIBLE_P = 0.35  # share of (catcher-floor) views whose background is the HDRI, not a photo
 FLOOR_VISIBLE_P = 0.3  # share of models standing on a visible textured floor (HDRI behind)
 VISIBLE_FLOOR_KEY = "photo_floor_visible"  # scene property: configure_view must keep the HDRI
+SCENERY_KEY = "photo_scenery"  # object property: not the model (hidden in the object pass)
+OBJECT_PASS_SAMPLES = 8  # anti-aliased coverage in 1/8 steps; no bounces, so it is cheap
 SUN_P = 0.5  # share of models lit by an extra sun (hard shadows) on top of the HDRI
 TARGET_WORLD_LUMINANCE = 0.6  # mean (clipped) HDRI radiance after normalization
 # OpenImageDenoise ships in the bpy wheel, but even in its fastest mode it adds 0.2-0.5 s to a
@@ -142,6 +145,7 @@ def _add_floor(scene, objects, rng: np.random.Generator, ctx: StyleContext) -> N
     # without the catcher), so a catcher is just large enough for the longest sun shadow
     # (sun >= 30 deg); a visible floor must reach almost to the horizon.
     floor = _plane("photo_floor", 40.0 if visible else 2.5, z_min)
+    floor[SCENERY_KEY] = True
     scene.collection.objects.link(floor)
     if visible:
         floor.data.materials.append(_floor_material(rng, ctx))
@@ -485,3 +489,21 @@ def configure_view(scene, view: r2n2.View, rng: np.random.Generator, ctx: StyleC
     mapping = scene.world.node_tree.nodes.get("photo_world_mapping")
     if mapping is not None:
         mapping.inputs["Rotation"].default_value[2] = float(rng.uniform(0, 2 * math.pi))
+
+
+def configure_object_pass(scene) -> None:
+    """After the views: the model alone, opaque, on a transparent film, so each frame's alpha
+    is the object's exact coverage (the photo's alpha also holds the shadow catcher's shadow
+    and is opaque where the HDRI shows). Touches no generator."""
+    for obj in scene.objects:
+        if obj.get(SCENERY_KEY) or obj.type == "LIGHT":
+            obj.hide_render = True
+    scene.render.film_transparent = True
+    scene.camera.data.dof.use_dof = False
+    cyc = scene.cycles
+    cyc.samples = OBJECT_PASS_SAMPLES
+    cyc.max_bounces = cyc.diffuse_bounces = cyc.glossy_bounces = 0
+    cyc.transmission_bounces = cyc.transparent_max_bounces = 0
+    cyc.use_denoising = False
+    flat = bpy.data.materials.new("photo_object_pass")  # no glass or alpha from the materials
+    scene.view_layers[0].material_override = flat

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 TEST_HOOK_ENV = "SYNTH_RENDER_WORKER_TEST_HOOK"
 FRAME_PREFIX = "f_"
+MASK_PREFIX = "m_"  # object-pass frames
 # Uncompressed Targa for the temporary frames: written and read back several times faster than
 # PNG (even at compression 0), and lossless RGBA like it.
 FRAME_FORMAT, FRAME_EXT = "TARGA_RAW", ".tga"
@@ -197,15 +198,45 @@ def render_views_animation(scene, cam, views, style, rng, ctx, tmp_dir: Path) ->
     return [tmp_dir / f"{FRAME_PREFIX}{i:04d}{FRAME_EXT}" for i in range(1, len(views) + 1)]
 
 
-def render_views_single(scene, cam, views, style, rng, ctx, tmp_dir: Path) -> list[Path]:
-    """One render call per view (styles whose configure_view changes more than the camera)."""
+def render_views_single(scene, cam, views, style, rng, ctx, tmp_dir: Path,
+                        cameras: list | None = None) -> list[Path]:
+    """One render call per view (styles whose configure_view changes more than the camera).
+    Each view's camera as rendered is appended to ``cameras`` (for the object pass)."""
     import bpy
 
     paths = []
     for i, view in enumerate(views, start=1):
         aim_camera(cam, view)
         style.configure_view(scene, view, rng, ctx)
+        if cameras is not None:
+            cameras.append(camera_state(cam))
         path = tmp_dir / f"{FRAME_PREFIX}{i:04d}{FRAME_EXT}"
+        scene.render.filepath = str(path)
+        bpy.ops.render.render(write_still=True)
+        paths.append(path)
+    return paths
+
+
+def camera_state(cam) -> tuple:
+    """What a view's jitter may change about the camera: transform, lens and shift."""
+    # location and rotation, not matrix_world: Blender updates that only when it evaluates
+    return (cam.location.copy(), cam.rotation_euler.copy(), cam.data.lens, cam.data.shift_x,
+            cam.data.shift_y, cam.data.sensor_fit, cam.data.sensor_width)
+
+
+def render_object_pass(scene, cam, cameras: list, style, tmp_dir: Path) -> list[Path]:
+    """The object alone from each view's camera (the style's ``configure_object_pass`` hides
+    floor and shadows): frames whose alpha is the object's exact coverage. Draws nothing from
+    the style's generator, so the views' pixels are the same with or without it."""
+    import bpy
+
+    style.configure_object_pass(scene)
+    paths = []
+    for i, (location, rotation, lens, shift_x, shift_y, fit, width) in enumerate(cameras, 1):
+        cam.location, cam.rotation_euler = location, rotation
+        cam.data.lens, cam.data.shift_x, cam.data.shift_y = lens, shift_x, shift_y
+        cam.data.sensor_fit, cam.data.sensor_width = fit, width
+        path = tmp_dir / f"{MASK_PREFIX}{i:04d}{FRAME_EXT}"
         scene.render.filepath = str(path)
         bpy.ops.render.render(write_still=True)
         paths.append(path)
@@ -228,7 +259,7 @@ def clear_previous(render_dir: Path, n_views: int) -> None:
     """Drop a partial earlier attempt: its index first (it is the completion marker)."""
     for name in (r2n2.METADATA_TXT, r2n2.RENDERINGS_TXT):
         (render_dir / name).unlink(missing_ok=True)
-    for png in render_dir.glob("*.png"):
+    for png in [*render_dir.glob("*.png"), *render_dir.glob(f"{r2n2.MASK_DIR}/*.png")]:
         if png.stem.isdigit() and int(png.stem) >= n_views:
             png.unlink()
 
@@ -255,17 +286,29 @@ def render_job(job: dict, tmp_dir: Path, styles: dict) -> int:
     normalize_objects(objects)
     cam = add_camera(scene)
     style.configure_scene(scene, objects, rng, ctx)
-    for old in tmp_dir.glob(FRAME_PREFIX + "*"):
+    for old in [*tmp_dir.glob(FRAME_PREFIX + "*"), *tmp_dir.glob(MASK_PREFIX + "*")]:
         old.unlink()
     set_output(scene, tmp_dir)
-    render = (render_views_animation if getattr(style, "RENDER_AS_ANIMATION", False)
-              else render_views_single)
-    frame_paths = render(scene, cam, views, style, rng, ctx, tmp_dir)
+    cameras: list = []
+    if getattr(style, "RENDER_AS_ANIMATION", False):
+        frame_paths = render_views_animation(scene, cam, views, style, rng, ctx, tmp_dir)
+    else:
+        frame_paths = render_views_single(scene, cam, views, style, rng, ctx, tmp_dir, cameras)
+    masked = hasattr(style, "configure_object_pass") and len(cameras) == len(views)
+    mask_paths = render_object_pass(scene, cam, cameras, style, tmp_dir) if masked else []
 
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous(out_dir, len(views))
     for i, frame in enumerate(frame_paths):
-        write_png(out_dir / r2n2.view_file_name(i), style.postprocess(read_rgba(frame), rng, ctx))
+        if not masked:
+            write_png(out_dir / r2n2.view_file_name(i),
+                      style.postprocess(read_rgba(frame), rng, ctx))
+            continue
+        photo, mask = style.postprocess_with_mask(read_rgba(frame),
+                                                  read_rgba(mask_paths[i])[..., 3], rng, ctx)
+        write_png(out_dir / r2n2.view_file_name(i), photo)
+        r2n2.mask_path(out_dir, i).parent.mkdir(exist_ok=True)
+        write_png(r2n2.mask_path(out_dir, i), mask)
     r2n2.write_index(out_dir, views)  # last: marks the model complete
     return len(views)
 
