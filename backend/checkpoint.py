@@ -47,6 +47,9 @@ class ModelInfo:
     config: dict = field(default_factory=dict)  # ModelConfig as a dict
     metrics: dict = field(default_factory=dict)  # validation figures at ``step``
     step: int = 0
+    # Trained on framed images (backend.preprocess framing: the object at the median framing),
+    # so evaluation frames by default too; older files lack the key: False.
+    framing: bool = False
 
 
 # ------------------------------------------------------------------------------ writing

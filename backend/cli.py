@@ -1,4 +1,5 @@
-"""``python -m backend {dataset,train,average,eval,bound,serve,reconstruct,keys,demo}``."""
+"""``python -m backend {dataset,train,train-foreground,average,eval,bound,serve,reconstruct,keys,
+demo}``."""
 
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ def _add_train(sub) -> None:
     add_train_parser(sub)
 
 
+def _add_train_foreground(sub) -> None:
+    from .train_foreground import add_train_foreground_parser
+
+    add_train_foreground_parser(sub)
+
+
 def _add_average(sub) -> None:
     from .average import add_average_parser
 
@@ -78,8 +85,8 @@ def _add_demo(sub) -> None:
     add_demo_parser(sub)
 
 
-COMMANDS = [_add_dataset, _add_train, _add_average, _add_eval, _add_bound, _add_serve,
-            _add_reconstruct, _add_keys, _add_demo]
+COMMANDS = [_add_dataset, _add_train, _add_train_foreground, _add_average, _add_eval,
+            _add_bound, _add_serve, _add_reconstruct, _add_keys, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,7 +36,9 @@ from .preprocess import (
     IMAGE_SIZE,
     OBJECT_FRACTION,
     ImageError,
+    Segmenter,
     alpha_mask,
+    framing_of,
     load_image,
     preprocess,
     square_box_around,
@@ -147,6 +149,18 @@ def augment_image(image: np.ndarray, rng: np.random.Generator | None = None) -> 
 
 
 MIN_BACKGROUND_ZOOM = 0.5  # a pasted-on background is a crop of 50-100 % of a target image
+
+
+def jittered_square(box: Sequence[float], rng: np.random.Generator, amount: float
+                    ) -> tuple[float, float, float, float]:
+    """A framing square ``(x, y, w, h)`` scaled by ``exp(U(-amount, amount))`` about its
+    centre and shifted by up to ``amount / 2`` of its side along each axis: the crop errors a
+    foreground model makes, so a network trained on them does not depend on exact framing."""
+    x, y, w, h = (float(v) for v in box)
+    u = rng.uniform(-1.0, 1.0, 3)
+    k = math.exp(amount * u[0])
+    cx, cy = x + w / 2 + u[1] * amount / 2 * w, y + h / 2 + u[2] * amount / 2 * h
+    return cx - k * w / 2, cy - k * h / 2, k * w, k * h
 
 
 def paste_over(image: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -261,13 +275,17 @@ class RenderVoxelDataset(Dataset):
     def __init__(self, render_root: str | os.PathLike, voxel_root: str | os.PathLike,
                  keys: Iterable[str], size: int = IMAGE_SIZE, views: int | None = None,
                  augment: bool = False, voxel_res: int = VOXEL_RES,
-                 backgrounds: ImageOnlyDataset | None = None, paste_p: float = 0.0) -> None:
+                 backgrounds: ImageOnlyDataset | None = None, paste_p: float = 0.0,
+                 autocrop: bool = False, segmenter: Segmenter | None = None,
+                 framing_jitter: float = 0.0) -> None:
         if views is not None and views < 1:
             raise ValueError(f"views must be positive or None, got {views}")
         if not 0.0 <= paste_p <= 1.0:
             raise ValueError(f"paste_p must be in [0, 1], got {paste_p}")
         self.size, self.augment, self.voxel_res = size, augment, voxel_res
         self.backgrounds, self.paste_p = backgrounds, paste_p
+        # framing, as in preprocess; with augmentation the square is jittered
+        self.autocrop, self.segmenter, self.framing_jitter = autocrop, segmenter, framing_jitter
         # Refuses trees from before the R2N2 conventions (their frame and azimuths differ).
         r2n2.tree_conventions(render_root, r2n2.RENDERS)
         r2n2.tree_conventions(voxel_root, r2n2.VOXELS)
@@ -309,9 +327,9 @@ class RenderVoxelDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def _pasted(self, render: Image.Image, image: np.ndarray,
-                rng: np.random.Generator) -> np.ndarray:
-        alpha = alpha_mask(render, self.size)
+    def _pasted(self, render: Image.Image, image: np.ndarray, rng: np.random.Generator,
+                crop: Sequence[float] | None = None) -> np.ndarray:
+        alpha = alpha_mask(render, self.size, crop)
         if alpha is None:  # an opaque render has no outside to fill
             return image
         u = rng.random(4)  # which target image, then the crop's zoom and place
@@ -327,9 +345,14 @@ class RenderVoxelDataset(Dataset):
         paste = self.backgrounds is not None and rng.random() < self.paste_p
         # decoded once when pasting: both the pixels and the alpha come from it
         source = load_image(model.files[v]) if paste else model.files[v]
-        image = preprocess(source, self.size)
+        crop = None
+        if self.autocrop:  # the square framing picks, jittered when augmenting
+            crop = framing_of(source, segmenter=self.segmenter).box
+            if self.augment and self.framing_jitter > 0:
+                crop = jittered_square(crop, rng, self.framing_jitter)
+        image = preprocess(source, self.size, crop=crop)
         if paste:
-            image = self._pasted(source, image, rng)
+            image = self._pasted(source, image, rng, crop)
         if self.augment:
             image = augment_image(image, rng)
         return {"image": torch.from_numpy(image), "voxels": self.voxels(m),
@@ -357,6 +380,16 @@ class ImageOnlyDataset(Dataset):
             raise ValueError("ImageOnlyDataset needs at least one image file")
         self.size, self.augment = size, augment
         self._unreadable: set[Path] = set()
+        # Framing: each file's square (cached, e.g. from the foreground model), jittered when
+        # augmenting; see use_framing.
+        self.squares: dict[str, tuple] | None = None
+        self.framing_jitter = 0.0
+
+    def use_framing(self, squares: Mapping[str, Sequence[float]], jitter: float = 0.0) -> None:
+        """Frame each image by its square in ``squares`` (keyed by ``str(path)``; a file
+        without one is used whole), jittered by ``jitter`` (:func:`jittered_square`)."""
+        self.squares = {k: tuple(float(x) for x in v) for k, v in squares.items()}
+        self.framing_jitter = jitter
 
     @classmethod
     def from_folder(cls, root: str | os.PathLike, size: int = IMAGE_SIZE,
@@ -399,13 +432,15 @@ class ImageOnlyDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict:
-        path, image = self.load(i)
+        rng = item_rng(i) if self.augment else None
+        path, image = self.load(i, rng)
         if self.augment:
-            image = augment_image(image, item_rng(i))
+            image = augment_image(image, rng)
         return {"image": torch.from_numpy(image), "path": str(path)}
 
-    def load(self, i: int) -> tuple[Path, np.ndarray]:
-        """The ``i``-th image, preprocessed (not augmented), and its path.
+    def load(self, i: int, rng: np.random.Generator | None = None) -> tuple[Path, np.ndarray]:
+        """The ``i``-th image, preprocessed (not augmented; framed when :meth:`use_framing`
+        was called, its square jittered with ``rng``), and its path.
 
         A folder of user photos may hold a truncated or oversized file. Failing would stop
         training at the same step on every resume (the order depends on the step only), so
@@ -413,11 +448,17 @@ class ImageOnlyDataset(Dataset):
         for attempt in range(min(len(self.files), MAX_SUBSTITUTES + 1)):
             path = self.files[(i + attempt) % len(self.files)]
             try:
-                return path, preprocess(path, self.size)
+                return path, preprocess(path, self.size, crop=self._square(path, rng))
             except ImageError as exc:
                 self._warn_unreadable(path, exc)
         raise ImageError(f"images {i}..{i + attempt} of {len(self.files)} are all "
                          "unreadable (see the warnings above)")
+
+    def _square(self, path: Path, rng: np.random.Generator | None) -> tuple | None:
+        square = None if self.squares is None else self.squares.get(str(path))
+        if square is not None and rng is not None and self.framing_jitter > 0:
+            square = jittered_square(square, rng, self.framing_jitter)
+        return square
 
     def _warn_unreadable(self, path: Path, exc: ImageError) -> None:
         if path not in self._unreadable:  # once per file (per loader worker)

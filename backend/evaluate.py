@@ -19,6 +19,7 @@ Outputs in ``--out``: ``report.json`` and ``report.md`` (:mod:`backend.reports`)
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import math
@@ -63,6 +64,9 @@ class EvalConfig:
     workers: int = 0  # data-loading processes
     render_workers: int = 2  # Blender workers for the gallery
     compare: list[str] = field(default_factory=list)  # [LABEL=]report.json: comparison mode
+    # Framing as the daemon does it; None: as the model was trained (ModelInfo.framing)
+    autocrop: bool | None = None
+    foreground: str = "default"  # with autocrop: the framing model (default, none or a path)
 
     @property
     def split_subset(self) -> str:
@@ -253,13 +257,21 @@ def load_eval_dataset(cfg: EvalConfig, image_size: int, voxel_res: int = 32):
     if not keys:
         raise ValueError(f"no models with both renders in {cfg.renders} and voxels in "
                          f"{cfg.voxels}" + (f" in subset {cfg.split_subset}" if cfg.split else ""))
+    segmenter = None
+    if cfg.autocrop:
+        from .foreground import load_segmenter
+
+        segmenter = load_segmenter(cfg.foreground)
     dataset = data.RenderVoxelDataset(cfg.renders, cfg.voxels, keys, size=image_size,
-                                      views=cfg.views, voxel_res=voxel_res)
+                                      views=cfg.views, voxel_res=voxel_res,
+                                      autocrop=cfg.autocrop, segmenter=segmenter)
     keys = list(getattr(dataset, "keys", keys))  # without the models it had to skip
     per_class: dict[str, int] = {}
     for key in keys:
         per_class[key.split("/", 1)[0]] = per_class.get(key.split("/", 1)[0], 0) + 1
     return dataset, {"kind": "renders", "renders": str(cfg.renders), "voxels": str(cfg.voxels),
+                     "autocrop": cfg.autocrop,
+                     "foreground": cfg.foreground if cfg.autocrop else None,
                      "split": str(cfg.split) if cfg.split else None,
                      "subset": cfg.split_subset if cfg.split else None, "models": len(keys),
                      "images": len(dataset), "models_per_class": per_class}
@@ -298,6 +310,8 @@ def run_eval(cfg: EvalConfig, load_model: Callable | None = None) -> int:
     device = _resolve_device(cfg.device)
     try:
         model, info = load_model(cfg.checkpoint, device)
+        if cfg.autocrop is None:
+            cfg = dataclasses.replace(cfg, autocrop=bool(getattr(info, "framing", False)))
         dataset, description = load_eval_dataset(cfg, int(info.image_size),
                                                  _voxel_res(info))
     except (OSError, ValueError) as exc:
@@ -345,6 +359,11 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
     p.add_argument("--render-workers", type=int, default=d.render_workers,
                    help="Blender workers for the gallery")
+    p.add_argument("--autocrop", action=argparse.BooleanOptionalAction, default=d.autocrop,
+                   help="frame each image's object as the daemon does (alpha, else the "
+                        "foreground model); default: as the model was trained")
+    p.add_argument("--foreground", default=d.foreground, metavar="default|none|PATH",
+                   help="with --autocrop: the framing model")
     p.add_argument("--compare", nargs="+", metavar="[LABEL=]REPORT",
                    help="combine report.json files (groups: LABEL, else the checkpoint's mode) "
                         "into comparison.json/.md instead of evaluating")

@@ -19,6 +19,7 @@ import torch
 from synth_render.taxonomy import SYNSET_TO_NAME
 
 from .checkpoint import ModelInfo, load_model
+from .foreground import load_segmenter
 from .meshing import export_mesh, fuse_probabilities, voxels_to_mesh
 from .models import Reconstructor
 from .preprocess import Framing, ImageError, Segmenter, preprocess_framed
@@ -62,8 +63,10 @@ class Pipeline:
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "cpu",
-             threads: int = 1) -> Pipeline:
-        """Load a checkpoint (``None``: the shipped default weights).
+             threads: int = 1, foreground: str | None = "default") -> Pipeline:
+        """Load a checkpoint (``None``: the shipped default weights) and the foreground model
+        that frames opaque photos (``"default"``: the shipped one, ``"none"``: none, or a
+        path; it runs on the CPU, a few ms an image).
 
         ``threads``: torch's CPU threads for this process (0: torch's default). One is the
         default because the model is small: on a busy 2-core machine two OpenMP threads spin
@@ -72,7 +75,8 @@ class Pipeline:
         if threads > 0:
             torch.set_num_threads(threads)
         model, info = load_model(checkpoint, device)
-        return cls(model, info, device, str(checkpoint) if checkpoint else "default")
+        return cls(model, info, device, str(checkpoint) if checkpoint else "default",
+                   load_segmenter(foreground))
 
     @property
     def image_size(self) -> int:

@@ -574,6 +574,16 @@ def _mask_bbox(pixels: _Pixels, segmenter: Segmenter) -> tuple[Box | None, str]:
     return (max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)), ""
 
 
+def foreground_box(source: ImageSource, segmenter: Segmenter,
+                   max_pixels: int = MAX_PIXELS) -> tuple[Box | None, str]:
+    """The box ``(x0, y0, x1, y1)`` of ``segmenter``'s foreground in ``source`` (full-resolution
+    upright pixels), as framing finds it; None and why when the mask is empty or unsure."""
+    pixels = _pixels(source, max_pixels)
+    box, why = _mask_bbox(pixels, segmenter)
+    scale = pixels.info.get(DECODE_SCALE, 1.0)
+    return (None if box is None else tuple(v * scale for v in box)), why
+
+
 def _framed_box(bbox: Sequence[float], max_pixels: int, scale: float) -> Box:
     """The trained framing around ``bbox`` (full-resolution pixels), its side capped so that
     its square stays within the crop limit of :func:`_crop_box` (``scale``: full-resolution
@@ -639,31 +649,52 @@ def preprocess_framed(source: ImageSource, size: int = IMAGE_SIZE,
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     pixels = _pixels(source, max_pixels)
-    width, height = pixels.size
-    _, had_alpha = to_rgb(pixels.region(0, 0, 1, 1))  # the mode decides, not the pixel
+    box, framing, had_alpha = _framed(pixels, crop, autocrop, segmenter, max_pixels)
     fill = _WHITE if had_alpha else None  # transparency was composited over white
+    rgb = _network_pixels(pixels, box, size, fill, _rgb_pixels)  # (size, size, 3) uint8
+    image = (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
+    return image, framing
+
+
+def framing_of(source: ImageSource, crop: Sequence[float] | None = None,
+               segmenter: Segmenter | None = None, max_pixels: int = MAX_PIXELS) -> Framing:
+    """The :class:`Framing` that :func:`preprocess_framed` (framing on) would use, without
+    making the network input (training jitters the square before using it as a crop)."""
+    return _framed(_pixels(source, max_pixels), crop, True, segmenter, max_pixels)[1]
+
+
+def _framed(pixels: _Pixels, crop: Sequence[float] | None, autocrop: bool,
+            segmenter: Segmenter | None, max_pixels: int
+            ) -> tuple[tuple[int, int, int, int], Framing, bool]:
+    """The box to read (decoded pixels, x0, y0, x1, y1), the :class:`Framing` it makes and
+    whether the image has transparency (the mode decides, not the pixels)."""
+    width, height = pixels.size
+    _, had_alpha = to_rgb(pixels.region(0, 0, 1, 1))
     chosen, source_name, note = _frame(pixels, had_alpha, crop, autocrop, segmenter,
                                        max_pixels)
     scale = pixels.info.get(DECODE_SCALE, 1.0)
     box = (0, 0, width, height)
     if chosen is not None:
         box = _crop_box(chosen, width, height, max_pixels, scale)
-    rgb = _network_pixels(pixels, box, size, fill, _rgb_pixels)  # (size, size, 3) uint8
     ox, oy, side = _padded_square(box)
     square = tuple(float(v * scale) for v in (ox, oy, side, side))
-    image = (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1).copy()
-    return image, Framing(square, source_name, note)
+    return box, Framing(square, source_name, note), had_alpha
 
 
-def alpha_mask(source: ImageSource, size: int = IMAGE_SIZE) -> np.ndarray | None:
+def alpha_mask(source: ImageSource, size: int = IMAGE_SIZE,
+               crop: Sequence[float] | None = None) -> np.ndarray | None:
     """The alpha channel of ``source`` in the geometry :func:`preprocess` gives its pixels
-    (padded to a square, resized): ``(size, size)`` float32 in [0, 1]; None without alpha."""
+    with the same ``crop`` (framing off: padded to a square, resized): ``(size, size)``
+    float32 in [0, 1]; None without alpha."""
     pixels = _pixels(source, MAX_PIXELS)
     if not _has_alpha(_eight_bit(pixels.region(0, 0, 1, 1))):
         return None
     width, height = pixels.size
+    box = (0, 0, width, height)
+    if crop is not None:
+        box = _crop_box(crop, width, height, MAX_PIXELS, pixels.info.get(DECODE_SCALE, 1.0))
     # padded with 0 (transparent), not white: the padding shows the background
-    alpha = _network_pixels(pixels, (0, 0, width, height), size, 0, _alpha_pixels)
+    alpha = _network_pixels(pixels, box, size, 0, _alpha_pixels)
     return alpha[:, :, 0].astype(np.float32) / 255.0
 
 

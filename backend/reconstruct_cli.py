@@ -40,10 +40,11 @@ class LocalClient:
     """:class:`ReconClient`'s ``reconstruct`` without a daemon: the request is encoded and
     decoded exactly as on the wire, then run by an in-process :class:`Pipeline`."""
 
-    def __init__(self, checkpoint: str | None = None, device: str = "cpu", pipeline=None):
+    def __init__(self, checkpoint: str | None = None, device: str = "cpu", pipeline=None,
+                 foreground: str | None = "default"):
         from .pipeline import Pipeline
 
-        self.pipeline = pipeline or Pipeline.load(checkpoint, device)
+        self.pipeline = pipeline or Pipeline.load(checkpoint, device, foreground=foreground)
 
     def reconstruct(self, images: Sequence[bytes | np.ndarray], request_id: str | None = None,
                     **options) -> ReconstructResult:
@@ -69,6 +70,8 @@ def add_reconstruct_parser(sub) -> None:
     where.add_argument("--local", action="store_true", help="run the model in this process")
     p.add_argument("--checkpoint", default=None, help="with --local: model.pt to load")
     p.add_argument("--device", default="cpu", help="with --local")
+    p.add_argument("--foreground", default="default", metavar="default|none|PATH",
+                   help="with --local: the model that frames opaque photos")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--format", choices=MESH_FORMATS, default="glb")
     p.add_argument("--threshold", type=float, default=None)
@@ -102,7 +105,8 @@ def _cmd_reconstruct(args) -> int:
         parse_options(options, len(args.images) if args.fuse else 1)  # fail before any work
         datas = [p.read_bytes() for p in args.images]
         curve = CurveKeys.from_dir(args.curve_keys) if args.curve_keys else None
-        client = (LocalClient(args.checkpoint, args.device) if args.local
+        client = (LocalClient(args.checkpoint, args.device, foreground=args.foreground)
+                  if args.local
                   else ReconClient(args.server, timeout_s=args.timeout, retries=1, curve=curve))
     except (OSError, ValueError, ProtocolError, ServerUnavailable) as exc:
         log.error("%s", exc)

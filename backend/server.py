@@ -77,6 +77,7 @@ class ServerConfig:
     """Everything ``serve`` can be told (see ``python -m backend serve --help``)."""
 
     checkpoint: str | None = None  # None: the shipped default weights
+    foreground: str | None = "default"  # the framing model: "default", "none" or a path
     bind: str = DEFAULT_ENDPOINT
     device: str = "cpu"
     threads: int = 1  # torch CPU threads (0: torch's default); see Pipeline.load
@@ -164,7 +165,8 @@ class Server:
         malloc.limit_arenas(config.malloc_arenas)  # before torch and the threads start
         # With worker processes this copy only answers ``info``: keep it off the GPU.
         self.pipeline = pipeline or Pipeline.load(
-            config.checkpoint, "cpu" if config.workers > 0 else config.device, config.threads)
+            config.checkpoint, "cpu" if config.workers > 0 else config.device, config.threads,
+            config.foreground)
         self.stats = Stats()
         self.jobs = JobQueue(config.queue_size)
         self.endpoint: str | None = None
@@ -281,7 +283,7 @@ class Server:
             if self.config.workers > 0:
                 self._pool = WorkerPool(self._ctx, self.config.workers, WorkerSpec(
                     "", self.config.checkpoint, self.config.device, self.config.threads,
-                    self.config.worker_delay_s))
+                    self.config.worker_delay_s, self.config.foreground))
         except BaseException:
             for sock in (router, pipe):
                 if sock is not None:
@@ -575,6 +577,8 @@ def add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="run the reconstruction daemon (ZeroMQ)")
     p.add_argument("--checkpoint", default=None,
                    help="model.pt or checkpoint.pt (default: the shipped weights)")
+    p.add_argument("--foreground", default=d.foreground, metavar="default|none|PATH",
+                   help="the model that frames opaque photos (none: they are used whole)")
     p.add_argument("--bind", default=d.bind)
     p.add_argument("--device", default=d.device, help="cpu or cuda")
     p.add_argument("--threads", type=int, default=d.threads,
@@ -597,7 +601,8 @@ def add_serve_parser(sub) -> None:
 
 
 def _cmd_serve(args) -> int:
-    config = ServerConfig(checkpoint=args.checkpoint, bind=args.bind, device=args.device,
+    config = ServerConfig(checkpoint=args.checkpoint, foreground=args.foreground,
+                          bind=args.bind, device=args.device,
                           threads=args.threads, workers=args.workers,
                           max_batch=args.max_batch,
                           max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,

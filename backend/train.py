@@ -152,6 +152,13 @@ class TrainConfig:
                                 "saved model carries its own threshold)")
     checkpoint_every: int = arg(250, "steps between checkpoints (and always at the end)")
     resume: bool = arg(False, "continue from <run>/checkpoint.pt")
+    init: Path | None = arg(None, "start from these weights (a model.pt, e.g. the shipped "
+                                  "ones; its architecture replaces --model-*): fine-tuning")
+    framing: bool = arg(False, "frame every image as the daemon does: renders by their alpha, "
+                               "target photos by the foreground model's squares (cached)")
+    framing_jitter: float = arg(0.15, "with --framing: scale (log) and shift jitter of the "
+                                      "training squares, as crop errors")
+    foreground: str = arg("default", "with --framing: the framing model for target photos")
     model: ModelConfig = arg(ModelConfig(), "architecture")
 
     @property
@@ -310,17 +317,31 @@ def build_datasets(cfg: TrainConfig) -> dict[str, Dataset]:
     elif target == "images":
         sets["target"] = ImageOnlyDataset.from_r2n2(photo, splits.target_train, size,
                                                     augment=cfg.augment)
+    if cfg.framing and isinstance(sets.get("target"), ImageOnlyDataset):
+        from .foreground import cached_squares, load_segmenter
+
+        squares = cached_squares(sets["target"].files, load_segmenter(cfg.foreground),
+                                 cfg.run_dir / "target_squares.json")
+        sets["target"].use_framing(squares, cfg.framing_jitter)
     elif target == "pairs":
+        segmenter = None
+        if cfg.framing:
+            from .foreground import load_segmenter
+
+            segmenter = load_segmenter(cfg.foreground)
         sets["target"] = RenderVoxelDataset(photo, voxels, splits.target_train, size,
-                                            augment=cfg.augment, voxel_res=res)
+                                            augment=cfg.augment, voxel_res=res,
+                                            autocrop=cfg.framing, segmenter=segmenter,
+                                            framing_jitter=cfg.framing_jitter)
     # Unsupervised modes also paste source renders onto their (unlabelled) target images.
     backgrounds = sets["target"] if target == "images" and cfg.paste_p > 0 else None
     sets["source"] = RenderVoxelDataset(synthetic, voxels, splits.source_train, size,
                                         augment=cfg.augment, backgrounds=backgrounds,
                                         paste_p=cfg.paste_p if backgrounds is not None else 0.0,
-                                        voxel_res=res)
+                                        voxel_res=res, autocrop=cfg.framing,
+                                        framing_jitter=cfg.framing_jitter)
     sets["val"] = RenderVoxelDataset(synthetic, voxels, splits.source_val, size,
-                                     views=cfg.val_views, voxel_res=res)
+                                     views=cfg.val_views, voxel_res=res, autocrop=cfg.framing)
     return sets
 
 
@@ -670,6 +691,12 @@ def train(cfg: TrainConfig, datasets: dict[str, Dataset] | None = None) -> dict:
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, image_size=cfg.image_size, num_classes=len(ALL_SYNSETS)))
     cfg, ckpt = resolve_resume(cfg)
+    init = None
+    if ckpt is None and cfg.init is not None:  # fine-tuning: the init's architecture
+        init = load_checkpoint_file(cfg.init)
+        init = init["model"] if "modules" in init else init
+        cfg = dataclasses.replace(cfg, model=ModelConfig.from_dict(init["config"]))
+        log.info("fine-tuning from %s (step %s)", cfg.init, init["info"].get("step"))
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     dd = setup_distributed(device)
     threads = cfg.threads or default_threads(dd.local_world)
@@ -690,7 +717,10 @@ def train(cfg: TrainConfig, datasets: dict[str, Dataset] | None = None) -> dict:
     # fp16 autocast needs loss scaling; CPU autocast runs bf16, which does not.
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     info = ModelInfo(image_size=cfg.image_size, classes=list(ALL_SYNSETS), mode=cfg.mode,
-                     config=cfg.model.to_dict())
+                     config=cfg.model.to_dict(), framing=cfg.framing)
+    if init is not None:
+        net.nets["reconstructor"].load_state_dict(init["state_dict"])
+        info.threshold = float(init["info"].get("threshold", info.threshold))
     step = 0
     if ckpt is not None:
         info = restore_training_state(ckpt, net, opts, scheds, scaler)

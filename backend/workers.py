@@ -59,6 +59,7 @@ class WorkerSpec:
     device: str
     threads: int
     delay_s: float = 0.0  # testing aid: extra seconds per batch, to kill a worker mid-request
+    foreground: str | None = "default"  # see Pipeline.load
 
 
 # ------------------------------------------------------------------------------ worker side
@@ -76,7 +77,7 @@ def worker_main(spec: WorkerSpec, name: bytes) -> None:
     malloc.limit_arenas(WORKER_MALLOC_ARENAS)  # before torch starts its threads
     from .pipeline import Pipeline
 
-    pipeline = Pipeline.load(spec.checkpoint, spec.device, spec.threads)
+    pipeline = Pipeline.load(spec.checkpoint, spec.device, spec.threads, spec.foreground)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)

@@ -4,6 +4,8 @@
 
 - end-to-end latency of one 128 px image, GLB out, default options (targets on the 2-core CPU:
   p50 <= 60 ms, p99 <= 150 ms);
+- the same for an opaque 1-megapixel JPEG, framed by the foreground model (target p50 <= 60
+  ms) and, interleaved, with ``autocrop: false`` (framing's cost);
 - the protocol's overhead: that latency minus the same pipeline called in-process (the request
   still encoded and decoded; target <= 5 ms at p50);
 - throughput at 1, 4 and 16 concurrent clients with batching (max batch 16) and without (1);
@@ -57,6 +59,23 @@ def test_image(size: int = 128) -> bytes:
     return buf.getvalue()
 
 
+def photo_jpeg(width: int = 1224, height: int = 816) -> bytes:
+    """An opaque 1-megapixel JPEG (quality 90): the block chair in a room-like photo (a lit
+    wall and floor, sensor noise), off-centre, as a phone would take it."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    wall = np.stack([200 - 40 * yy / height, 190 - 30 * yy / height, 170 + 0 * yy], -1)
+    floor = np.stack([120 + 20 * xx / width, 100 + 0 * xx, 80 + 0 * xx], -1)
+    pixels = np.where((yy > 0.6 * height)[..., None], floor, wall)
+    pixels += rng.normal(0, 4, pixels.shape)
+    img = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    chair = Image.open(io.BytesIO(test_image(384)))
+    img.paste(chair.convert("RGB"), (700, 300), chair)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
 def random_checkpoint(directory: Path) -> Path:
     import torch
 
@@ -107,14 +126,29 @@ def percentiles(ms: list[float]) -> str:
             f"p99 {np.percentile(a, 99):6.1f} ms  (n={a.size})")
 
 
-def latency(client, image: bytes, n: int) -> list[float]:
+def latency(client, image: bytes, n: int, **options) -> list[float]:
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        result = client.reconstruct([image])
+        result = client.reconstruct([image], **options)
         times.append((time.perf_counter() - t0) * 1000)
         assert result.format == "glb"
     return times
+
+
+def photo_latency(client, n: int) -> None:
+    """A 1-megapixel opaque JPEG with framing (the foreground model) and without."""
+    photo = photo_jpeg()
+    latency(client, photo, 5)  # warm-up
+    framing = client.reconstruct([photo]).framing[0]
+    on, off = [], []
+    for _ in range(n):  # interleaved, so other jobs' load drifts through both equally
+        on += latency(client, photo, 1)
+        off += latency(client, photo, 1, autocrop=False)
+    print(f"end-to-end, 1-megapixel JPEG, framing on ({framing['source']}): {percentiles(on)}"
+          "  (target p50 <= 60 ms)")
+    print(f"the same, framing off:                        {percentiles(off)}")
+    print(f"framing's cost at p50: {np.median(on) - np.median(off):.1f} ms")
 
 
 def paired_latency(client, checkpoint: Path, image: bytes, n: int
@@ -311,6 +345,8 @@ def run(checkpoint: Path, image: bytes, args) -> None:
         print(f"same pipeline in-process (interleaved):           {percentiles(local)}")
         print(f"protocol overhead at p50: {np.median(wire) - np.median(local):.1f} ms "
               f"(client-measured minus the daemon's own total: {np.median(transit):.1f} ms)")
+        with ReconClient(daemon.endpoint, timeout_s=60, retries=0) as c:
+            photo_latency(c, args.requests // 2)
         rates = {}
         for n in (1, 4, 16):
             rates[n] = throughput(daemon.endpoint, image, n, max(1, args.throughput_requests // n))

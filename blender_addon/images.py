@@ -67,6 +67,26 @@ def crop_box(image: bpy.types.Image, edges, orientation: int = 1) -> tuple[int, 
     return x, y, w, h
 
 
+def _cut(pixels: np.ndarray, crop) -> np.ndarray:
+    """``pixels[y:y+h, x:x+w]`` of ``(H, W, 4)`` uint8, padded where the box leaves them."""
+    height, width = pixels.shape[:2]
+    x, y, w, h = crop
+    x0, y0 = int(round(x)), int(round(y))
+    x1, y1 = max(x0 + 1, int(round(x + w))), max(y0 + 1, int(round(y + h)))
+    # the box clipped to the image (one pixel at least: the edge the padding repeats)
+    cx0, cy0 = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
+    cx1, cy1 = max(min(x1, width), cx0 + 1), max(min(y1, height), cy0 + 1)
+    top, bottom = max(0, cy0 - y0), max(0, y1 - cy1)
+    left, right = max(0, cx0 - x0), max(0, x1 - cx1)
+    out = np.pad(pixels[cy0:cy1, cx0:cx1], ((top, bottom), (left, right), (0, 0)), mode="edge")
+    if (pixels[..., 3] < 255).any():  # a cut-out: the padding is transparent
+        out[:top, :, 3] = 0
+        out[out.shape[0] - bottom:, :, 3] = 0
+        out[:, :left, 3] = 0
+        out[:, out.shape[1] - right:, 3] = 0
+    return out
+
+
 def scene_images(context) -> list[bpy.types.Image]:
     """Images the user is looking at: selected image empties (reference images) and the
     images shown in open image editors."""
@@ -84,16 +104,17 @@ def scene_images(context) -> list[bpy.types.Image]:
 
 
 def model_view(image: bpy.types.Image, orientation: int = 1,
-               crop: tuple[int, int, int, int] | None = None) -> bpy.types.Image:
+               crop: tuple[float, float, float, float] | None = None) -> bpy.types.Image:
     """``image`` as the model saw it, for the aligned camera's background: turned by its
-    EXIF ``orientation`` and cut to ``crop``. The image itself when neither applies;
-    otherwise a new packed image (saved with the .blend file)."""
+    EXIF ``orientation`` and cut to ``crop`` (x, y, w, h; the reply's framing may reach past
+    the border, where the daemon padded: opaque photos by their edge pixels, cut-outs by
+    transparency, as here). The image itself when neither applies; otherwise a new packed
+    image (saved with the .blend file)."""
     if orientation == 1 and crop is None:
         return image
     pixels = to_upright(_pixels(image), orientation)
     if crop is not None:
-        x, y, w, h = crop
-        pixels = pixels[max(y, 0):y + h, max(x, 0):x + w]
+        pixels = _cut(pixels, crop)
     height, width = pixels.shape[:2]
     view = bpy.data.images.new(f"{image.name} (model view)", width, height, alpha=True)
     flat = np.ascontiguousarray(pixels[::-1], dtype=np.float32) / 255.0  # Blender: bottom-up

@@ -81,6 +81,11 @@ class ImageResult:
     elevation: float
     threshold: float
     seconds: float
+    # The square the network saw, (x, y, w, h) in pixels of the upright image (None: an old
+    # server), and where it came from (user, alpha, mask or none; note: why none).
+    framing: tuple | None = None
+    framing_source: str = ""
+    framing_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -267,9 +272,9 @@ class NetworkThread(threading.Thread):
 
     def _request(self, job: ReconstructJob, batch: tuple[int, ...]):
         client = self._client_for(job.connection)
-        # The camera background shows the crop box the add-on sent, so the server must use it
-        # as it is: no re-framing until the add-on draws the reply's framing.
-        options = dict(job.options, fuse=job.fuse, autocrop=False)
+        # The daemon frames each object (a crop box marks it); the camera background is cut
+        # to the square the reply says the network saw.
+        options = dict(job.options, fuse=job.fuse, autocrop=True)
         if job.crops and any(job.crops[i] is not None for i in batch):
             options["crop"] = [job.crops[i] for i in batch]
         started = time.monotonic()
@@ -283,11 +288,16 @@ def result_event(job_id: int, names: tuple[str, ...], result) -> ImageResult:
     """The first output of a reconstruct result as an event (one image, or fused)."""
     view = result.views[0]
     out = result.outputs[0]
+    framing = (result.framing or [{}])[0]  # absent from servers older than the field
+    crop = framing.get("crop")
     return ImageResult(job_id=job_id, names=names, mesh=out.mesh, format=result.format,
                        empty=out.empty or out.mesh is None, class_name=view.class_name,
                        synset=view.synset, azimuth=float(view.azimuth),
                        elevation=float(view.elevation), threshold=float(result.threshold),
-                       seconds=float(result.timings.get("client_s", 0.0)))
+                       seconds=float(result.timings.get("client_s", 0.0)),
+                       framing=tuple(float(v) for v in crop) if crop else None,
+                       framing_source=str(framing.get("source", "")),
+                       framing_note=str(framing.get("note", "")))
 
 
 def describe_model(info: dict) -> str:

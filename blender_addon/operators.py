@@ -13,7 +13,6 @@ from .images import (
     ImageError,
     crop_box,
     image_payload,
-    model_view,
     payload_orientation,
     scene_images,
 )
@@ -132,7 +131,7 @@ class UNSUP3D_OT_reconstruct(bpy.types.Operator):
                               "Allow online access in Preferences > System > Network, or "
                               "use a daemon on 127.0.0.1.")
         try:
-            names, images, crops, backgrounds = _capture(settings)
+            names, images, crops, orientations = _capture(settings)
         except (ImageError, OSError) as exc:
             return self._fail(str(exc), "Fix or remove that reference image.")
         options = {"format": settings.mesh_format, "smooth": settings.smooth}
@@ -141,7 +140,10 @@ class UNSUP3D_OT_reconstruct(bpy.types.Operator):
         placement = scene_import.Placement(
             scene=context.scene.name, location=tuple(context.scene.cursor.location),
             target_size=settings.target_size, align_camera=settings.align_camera,
-            image_names=dict(zip(names, backgrounds, strict=True)))
+            image_names={n: ref.image.name
+                         for n, ref in zip(names, settings.references, strict=True)},
+            orientations=dict(zip(names, orientations, strict=True)),
+            crops=dict(zip(names, crops, strict=True)))
         try:
             runtime.submit(names, images, crops, conn, options, settings.fuse, placement)
         except RuntimeError as exc:
@@ -155,10 +157,10 @@ class UNSUP3D_OT_reconstruct(bpy.types.Operator):
         return {"CANCELLED"}
 
 
-def _capture(settings) -> tuple[list[str], list, list, list[str]]:
-    """Names, payloads, crops and camera backgrounds (image names: each reference as the
-    model will see it) of the references, read here on the main thread."""
-    names, images, crops, backgrounds = [], [], [], []
+def _capture(settings) -> tuple[list[str], list, list, list[int]]:
+    """Names, payloads, crops and EXIF orientations of the references, read here on the main
+    thread (the camera background is cut when the reply says what the network saw)."""
+    names, images, crops, orientations = [], [], [], []
     for ref in settings.references:
         if ref.image is None:
             raise ImageError("a reference has no image (it was deleted); remove it")
@@ -169,11 +171,8 @@ def _capture(settings) -> tuple[list[str], list, list, list[str]]:
         crop = crop_box(ref.image, ref.crop, orientation) if ref.use_crop else None
         images.append(payload)
         crops.append(crop)
-        if settings.align_camera:
-            backgrounds.append(model_view(ref.image, orientation, crop).name)
-        else:
-            backgrounds.append(ref.image.name)
-    return names, images, crops, backgrounds
+        orientations.append(orientation)
+    return names, images, crops, orientations
 
 
 class UNSUP3D_OT_cancel(bpy.types.Operator):
@@ -251,6 +250,31 @@ class UNSUP3D_OT_history_select(bpy.types.Operator):
             obj.select_set(False)
         item.object.select_set(True)
         context.view_layer.objects.active = item.object
+        return {"FINISHED"}
+
+
+class UNSUP3D_OT_history_use_framing(bpy.types.Operator):
+    """Make the square the network saw the reference's crop box, to adjust and reconstruct
+    again (a crop box marks the object; the daemon re-frames it the same way)"""
+
+    bl_idname = "unsup3d.history_use_framing"
+    bl_label = "Use Framing as Crop"
+    bl_options = {"REGISTER", "UNDO"}
+
+    index: IntProperty(default=-1)
+
+    def execute(self, context):
+        item = _history_item(context, self.index)
+        if item is None or not item.framing_source:
+            return {"CANCELLED"}
+        refs = [r for r in _settings(context).references if r.image == item.image]
+        if not refs:
+            self.report({"ERROR"}, "Its reference image is no longer in the list; add it again.")
+            return {"CANCELLED"}
+        box = tuple(min(max(v, 0.0), 1.0) for v in item.framing)  # the image part of it
+        for ref in refs:
+            ref.crop, ref.use_crop = box, True
+        self.report({"INFO"}, f"Crop box of {item.image.name} set to the framing")
         return {"FINISHED"}
 
 
@@ -333,4 +357,5 @@ class UNSUP3D_OT_daemon_stop(bpy.types.Operator):
 CLASSES = (UNSUP3D_OT_add_images, UNSUP3D_OT_add_scene_images, UNSUP3D_OT_remove_image,
            UNSUP3D_OT_clear_images, UNSUP3D_OT_reconstruct, UNSUP3D_OT_cancel,
            UNSUP3D_OT_report, UNSUP3D_OT_refresh_status, UNSUP3D_OT_history_select,
-           UNSUP3D_OT_history_reimport, UNSUP3D_OT_daemon_start, UNSUP3D_OT_daemon_stop)
+           UNSUP3D_OT_history_use_framing, UNSUP3D_OT_history_reimport,
+           UNSUP3D_OT_daemon_start, UNSUP3D_OT_daemon_stop)

@@ -155,6 +155,13 @@ class VIEW3D_PT_unsup3d_history(UNSUP3D_PT_base, bpy.types.Panel):
             item = settings.history[settings.active_history]
             layout.label(text=f"{item.class_name}: azimuth {item.azimuth:.0f}°, "
                               f"elevation {item.elevation:.0f}°, {item.seconds:.2f} s")
+            if item.framing_source:
+                left, top, right, bottom = item.framing
+                layout.label(text=f"Framed by {item.framing_source}: {left:.0%}-{right:.0%} "
+                                  f"across, {top:.0%}-{bottom:.0%} down", icon="SELECT_SET")
+                if item.framing_note:
+                    layout.label(text=item.framing_note)
+                layout.operator("unsup3d.history_use_framing", icon="SELECT_SET")
 
 
 CLASSES = (UNSUP3D_UL_references, UNSUP3D_UL_history, VIEW3D_PT_unsup3d_recon,

@@ -49,6 +49,11 @@ class UNSUP3D_HistoryItem(bpy.types.PropertyGroup):
     elevation: FloatProperty(name="Elevation")
     threshold: FloatProperty(name="Threshold")
     seconds: FloatProperty(name="Seconds")
+    # The square the network saw: (left, top, right, bottom) as fractions of the upright
+    # reference (it may reach past 0..1, where the daemon padded), and where it came from.
+    framing: FloatVectorProperty(name="Framing", size=4, default=(0.0, 0.0, 1.0, 1.0))
+    framing_source: StringProperty(name="Framed by")
+    framing_note: StringProperty(name="Framing note")
 
 
 class UNSUP3D_Settings(bpy.types.PropertyGroup):

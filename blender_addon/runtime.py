@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import bpy
 
 from . import scene_import
+from .images import model_view
 from .jobs import (
     Connection,
     ImageResult,
@@ -26,6 +27,7 @@ from .jobs import (
     ReconstructJob,
     ServerStatus,
 )
+from .orientation import upright_size
 from .protocol_import import LocalDaemon, is_loopback
 
 log = logging.getLogger(__name__)
@@ -337,12 +339,25 @@ def _place(job: ActiveJob, result: ImageResult, name: str, scene):
     image = bpy.data.images.get(placement.image_names.get(result.names[0], ""))
     camera = None
     if placement.align_camera:
-        camera = scene_import.align_camera(obj, image, result.azimuth, result.elevation, scene)
-    _add_history(scene, obj, camera, image, path, result)
+        camera = scene_import.align_camera(obj, _model_view(placement, result, image),
+                                           result.azimuth, result.elevation, scene)
+    _add_history(scene, obj, camera, image, path, result,
+                 placement.orientations.get(result.names[0], 1))
     return obj
 
 
-def _add_history(scene, obj, camera, image, path, result: ImageResult) -> None:
+def _model_view(placement, result: ImageResult, image):
+    """The reference as the network saw it: the reply's framing square (an older server's
+    reply has none: the crop box sent, if any) of the upright image."""
+    if image is None:
+        return None
+    name = result.names[0]
+    crop = result.framing or placement.crops.get(name)
+    return model_view(image, placement.orientations.get(name, 1), crop)
+
+
+def _add_history(scene, obj, camera, image, path, result: ImageResult,
+                 orientation: int = 1) -> None:
     settings = scene.unsup3d
     item = settings.history.add()
     item.label = obj.name
@@ -356,6 +371,12 @@ def _add_history(scene, obj, camera, image, path, result: ImageResult) -> None:
     item.elevation = result.elevation
     item.threshold = result.threshold
     item.seconds = result.seconds
+    if result.framing is not None and image is not None:
+        width, height = upright_size(*image.size, orientation)
+        x, y, w, h = result.framing
+        item.framing = (x / width, y / height, (x + w) / width, (y + h) / height)
+    item.framing_source = result.framing_source
+    item.framing_note = result.framing_note
     settings.active_history = len(settings.history) - 1
 
 

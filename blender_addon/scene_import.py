@@ -7,7 +7,7 @@ import re
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
@@ -27,6 +27,8 @@ class Placement:
     target_size: float
     align_camera: bool
     image_names: dict  # reference name -> bpy image name (for the camera background)
+    orientations: dict = field(default_factory=dict)  # reference name -> EXIF orientation
+    crops: dict = field(default_factory=dict)  # reference name -> the crop box sent, or None
 
 
 def results_dir() -> Path:

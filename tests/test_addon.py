@@ -280,11 +280,18 @@ def test_reconstruct_imports_at_cursor_with_camera(addon, daemon, held_out):
     forward = cam.matrix_world.to_3x3() @ __import__("mathutils").Vector((0, 0, -1))
     assert forward.angle(obj.location - cam.location) < 1e-3
     assert cam.data.sensor_fit == "HORIZONTAL"
+    # The background is the square the daemon framed the cut-out render with (its alpha).
+    assert item.framing_source == "alpha"
+    left, top, right, bottom = item.framing
+    side = round((right - left) * 64)
+    assert (bottom - top) * 64 == pytest.approx(side, abs=0.01)
+    assert 0.55 < 1 / (right - left) * 0.64 < 1.2  # the render's own framing, about
+    assert cam.data.show_background_images
+    background = cam.data.background_images[0].image
+    assert tuple(background.size) == (side, side)
     render = bpy.context.scene.render
     assert cam.data.sensor_width == pytest.approx(
-        sensor_width((64, 64), (render.resolution_x, render.resolution_y)))
-    assert cam.data.show_background_images
-    assert cam.data.background_images[0].image == settings.references[0].image
+        sensor_width((side, side), (render.resolution_x, render.resolution_y)))
     azimuth = math.degrees(math.atan2(*(cam.location - obj.location).yx))
     assert (azimuth - item.azimuth + 180) % 360 - 180 == pytest.approx(0, abs=1e-3)
 
@@ -292,7 +299,9 @@ def test_reconstruct_imports_at_cursor_with_camera(addon, daemon, held_out):
 @pytest.mark.blender
 def test_phone_photo_orientation_and_crop_reach_the_camera_background(addon, held_out, tmp_path):
     """A portrait JPEG stored sideways with EXIF orientation 6 (what phones write), cropped:
-    the camera's background is the upright crop the daemon reconstructed from."""
+    the crop box marks the object, the daemon re-frames it, and the camera's background is
+    the upright square the daemon reconstructed from (padded by its edge pixels where it
+    reaches past the photo, as the daemon pads)."""
     bpy = addon
     from PIL import Image, ImageOps
 
@@ -318,12 +327,20 @@ def test_phone_photo_orientation_and_crop_reach_the_camera_background(addon, hel
     _wait(bpy)
     assert runtime.STATE.error == "", runtime.STATE.error
 
-    left, top, right, bottom = (round(e * n) for e, n in zip(edges, (64, 96, 64, 96), strict=True))
-    expected = np.asarray(ImageOps.exif_transpose(Image.open(phone)).convert("RGB")
-                          .crop((left, top, right, bottom)), dtype=float)
-    cam = settings.history[-1].camera
+    # The crop box sent: x 0..64, y 10..86 of the upright 64 x 96 photo; framed as the renders
+    # are, its longer side (76 px) spans 64 % of a square centred on it.
+    item = settings.history[-1]
+    assert item.framing_source == "user"
+    side = 76 / 0.64
+    want = ((32 - side / 2) / 64, (48 - side / 2) / 96, (32 + side / 2) / 64, (48 + side / 2) / 96)
+    assert tuple(item.framing) == pytest.approx(want, abs=1.01 / 64)
+    x0, y0 = round(item.framing[0] * 64), round(item.framing[1] * 96)
+    n = round((item.framing[2] - item.framing[0]) * 64)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(phone)).convert("RGB"), dtype=float)
+    expected = np.pad(upright, ((-y0, y0 + n - 96), (-x0, x0 + n - 64), (0, 0)), mode="edge")
+    cam = item.camera
     background = cam.data.background_images[0].image
-    assert tuple(background.size) == (right - left, bottom - top)
+    assert tuple(background.size) == (n, n)
     assert background.packed_file is not None  # kept with the .blend file
     w, h = background.size
     pixels = np.empty(w * h * 4, np.float32)

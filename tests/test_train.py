@@ -601,3 +601,32 @@ def test_ddp_two_gloo_processes_stay_in_sync(tiny_data, tmp_path):
     assert [r["step"] for r in read_log(run_dir) if r["kind"] == "train"] == list(range(1, 7))
     model, _ = load_model(run_dir / "model.pt")
     assert model.predict(torch.zeros(1, 3, 64, 64))["probs"].shape == (1, 32, 32, 32)
+
+
+def test_fine_tuning_with_framing_starts_from_the_weights_and_frames_every_stream(
+        source_only_run, tiny_data, tmp_path):
+    """``--init`` starts from a model.pt (its architecture and threshold); ``--framing``
+    frames source renders by alpha (jittered) and target photos by the foreground model's
+    cached squares, and the model records that it was trained framed."""
+    from backend.foreground import save_foreground
+    from backend.models.foreground import ForegroundConfig, ForegroundNet
+
+    fg = tmp_path / "fg.pt"
+    save_foreground(fg, ForegroundNet(ForegroundConfig(widths=(4, 8, 8))), {"step": 1})
+    init = Path(source_only_run["run_dir"]) / "model.pt"
+    cfg = tiny_config(tiny_data, tmp_path, "unsupervised", 2, "--init", str(init),
+                      "--framing", "--foreground", str(fg), "--augment")
+    datasets = build_datasets(cfg)
+    assert datasets["source"].autocrop and datasets["val"].autocrop
+    assert datasets["target"].squares is not None  # computed by the foreground model
+    assert (cfg.run_dir / "target_squares.json").is_file()
+    # step 0: exactly the initial weights
+    first = train(dataclasses.replace(cfg, steps=1, checkpoint_every=1, eval_every=1))
+    _, info = load_model(Path(first["run_dir"]) / "model.pt")
+    assert info.framing is True and info.mode == "unsupervised"
+    before, _ = load_model(init)
+    after = first["nets"]["reconstructor"]
+    moved = [torch.dist(p.float(), q.float()).item() for p, q in
+             zip(before.state_dict().values(), after.state_dict().values(), strict=True)
+             if p.dtype.is_floating_point]
+    assert 0 < max(moved) < 1.0  # one small step from the initial weights, not from scratch

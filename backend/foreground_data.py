@@ -1,0 +1,171 @@
+"""Images and exact masks for the foreground model, labelled for free by the data engine.
+
+Two sources of objects (an :class:`ObjectView` each):
+
+- photo-style renders and their object masks (``rendering/masks/NN.png``, the object pass):
+  the photo's own background, shadow and camera effects, the object at the R2N2 framing;
+- synthetic renders (RGBA on a transparent background: the alpha is the mask).
+
+:func:`compose` turns one into a training image at a random framing, so the model does not
+learn "the object is centred at two thirds of the frame":
+
+- *re-framed in context* (photo renders only): a random square window of the photo, from the
+  whole frame down to 40 % of it, so the object fills, overflows or is cut off by the border,
+  with the photo's own background around it;
+- *placed*: the object cut out through its mask, scaled so that its longer side spans 20-100 %
+  of the frame (sometimes up to 140 %: overflowing), placed anywhere with its centre inside the
+  frame (cut off at the border when near it), then laid over a background photo by the photo
+  style's own compositing and camera model (:func:`synth_render.render.photo_post.apply`:
+  tint, white balance, blur, noise, JPEG), the mask through the same geometry;
+- *empty*: a background photo alone (the model must be able to say "nothing here").
+
+Backgrounds come from the asset split given (``train`` for training; the ``test`` pool is
+held out for evaluation, as the photo style does). Torch-free: numpy and Pillow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from synth_render import r2n2
+from synth_render.render import photo_post
+from synth_render.render.backgrounds import sample_background
+
+log = logging.getLogger(__name__)
+
+MASK_THRESHOLD = 128  # coverage at or above this is the object
+IN_CONTEXT_P = 0.3  # share of photo-render samples re-framed in their own photo
+EMPTY_P = 0.05  # share of samples with no object
+OVERFLOW_P = 0.1  # share of placed objects larger than the frame
+SCALE_RANGE = (0.2, 1.0)  # the placed object's longer side, in frames
+OVERFLOW_RANGE = (1.0, 1.4)
+WINDOW_RANGE = (0.4, 1.0)  # in-context windows, in frames of the photo
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """One view of an object: an image file and its mask (``mask=None``: the image's alpha)."""
+
+    image: Path
+    mask: Path | None = None
+
+    def load(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """``(rgb (H, W, 3) uint8, coverage (H, W) uint8, in_context)``; ``in_context`` is
+        True when the rgb holds a whole photo (its background included)."""
+        with Image.open(self.image) as im:
+            if self.mask is None:
+                rgba = np.asarray(im.convert("RGBA"))
+                return rgba[..., :3], rgba[..., 3], False
+            rgb = np.asarray(im.convert("RGB"))
+        with Image.open(self.mask) as im:
+            mask = np.asarray(im.convert("L"))
+        if mask.shape != rgb.shape[:2]:
+            raise ValueError(f"{self.mask}: mask {mask.shape} does not match image "
+                             f"{rgb.shape[:2]}")
+        return rgb, mask, True
+
+
+def tree_views(render_root: str | Path, keys: Iterable[str], masks: bool) -> list[ObjectView]:
+    """The complete views of ``keys`` under an R2N2-layout render tree; with ``masks``, only
+    views whose object mask exists (photo style; a tree rendered before the object pass has
+    none, and is reported)."""
+    views, missing = [], 0
+    for key in keys:
+        synset, _, model_id = key.partition("/")
+        render_dir = r2n2.rendering_dir(render_root, synset, model_id)
+        if not r2n2.is_complete(render_dir):
+            continue
+        for i, name in enumerate(r2n2.read_renderings(render_dir)):
+            mask = r2n2.mask_path(render_dir, i) if masks else None
+            if mask is not None and not mask.is_file():
+                missing += 1
+                continue
+            views.append(ObjectView(render_dir / name, mask))
+    if missing:
+        log.warning("%s: %d views have no object mask (rendered before the object pass; "
+                    "render the tree again to get them)", render_root, missing)
+    return views
+
+
+def mask_box(mask: np.ndarray, threshold: float = MASK_THRESHOLD
+             ) -> tuple[int, int, int, int] | None:
+    """The box ``(x0, y0, x1, y1)`` of the pixels at or above ``threshold`` (None: none)."""
+    on = mask >= threshold
+    ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
+    if not len(ys):
+        return None
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def compose(view: ObjectView | None, rng: np.random.Generator, size: int = 128,
+            split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """One image at a random framing and its mask: ``(size, size, 3) uint8`` and
+    ``(size, size) float32`` coverage in [0, 1] (see the module docstring). ``view=None``
+    or a draw below :data:`EMPTY_P` gives a background alone."""
+    if view is None or rng.random() < EMPTY_P:
+        return _empty(rng, size, split)
+    rgb, mask, in_context = view.load()
+    box = mask_box(mask)
+    if box is None:
+        return _empty(rng, size, split)
+    if in_context and rng.random() < IN_CONTEXT_P:
+        return _window(rgb, mask, rng, size)
+    return _placed(rgb, mask, box, rng, size, split)
+
+
+def _empty(rng: np.random.Generator, size: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+    rgba = np.zeros((size, size, 4), np.uint8)
+    return _photographed(rgba, np.zeros((size, size), np.uint8), rng, split)
+
+
+def _window(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+            size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random square window of a whole photo, resized to ``size``."""
+    h, w = mask.shape
+    side = max(8, int(min(h, w) * rng.uniform(*WINDOW_RANGE)))
+    x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+    box = (x0, y0, x0 + side, y0 + side)
+    flip = rng.random() < 0.5
+    out = []
+    for arr, resample in ((rgb, Image.Resampling.BICUBIC), (mask, Image.Resampling.BILINEAR)):
+        img = Image.fromarray(arr).crop(box).resize((size, size), resample)
+        a = np.asarray(img)
+        out.append(a[:, ::-1] if flip else a)
+    return np.ascontiguousarray(out[0]), out[1].astype(np.float32) / 255.0
+
+
+def _placed(rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
+            rng: np.random.Generator, size: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The object cut out through its mask, scaled and placed at random, photographed."""
+    x0, y0, x1, y1 = box
+    rng_range = OVERFLOW_RANGE if rng.random() < OVERFLOW_P else SCALE_RANGE
+    span = rng.uniform(*rng_range) * size  # the object's longer side, in output pixels
+    k = span / max(x1 - x0, y1 - y0)
+    ow, oh = max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k))
+    cx, cy = rng.uniform(0.05, 0.95, 2) * size  # the centre anywhere inside the frame
+    px, py = round(cx - ow / 2), round(cy - oh / 2)
+    cut = np.dstack([rgb, mask])[y0:y1, x0:x1]
+    if rng.random() < 0.5:
+        cut = cut[:, ::-1]
+    cut = np.asarray(Image.fromarray(np.ascontiguousarray(cut), "RGBA").resize(
+        (ow, oh), Image.Resampling.BICUBIC))
+    rgba = np.zeros((size, size, 4), np.uint8)
+    sx0, sy0 = max(0, -px), max(0, -py)  # the part of the cut-out inside the frame
+    sx1, sy1 = min(ow, size - px), min(oh, size - py)
+    rgba[py + sy0:py + sy1, px + sx0:px + sx1] = cut[sy0:sy1, sx0:sx1]
+    return _photographed(rgba, rgba[..., 3].copy(), rng, split)
+
+
+def _photographed(rgba: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                  split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The photo style's compositing and camera model on a placed object (and its mask)."""
+    params = photo_post.draw_params(rng)
+    background = sample_background(rng, split, rgba.shape[:2])
+    photo = photo_post.apply(rgba, background, params, np.random.default_rng(rng.integers(2**63)))
+    return photo, photo_post.mask_geometry(mask, params).astype(np.float32) / 255.0

@@ -1,0 +1,267 @@
+"""The foreground model: its training data, file format, training run and framing use.
+
+Fixtures are written by hand here (a red box on a transparent canvas, a hand-made R2N2-layout
+tree with object masks), never by the renderer whose output the model is trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from backend import foreground_data as fd
+from backend.foreground import (
+    FOREGROUND_FORMAT,
+    ForegroundSegmenter,
+    load_foreground,
+    save_foreground,
+)
+from backend.models.foreground import ForegroundConfig, ForegroundNet
+from backend.preprocess import MASK_SIZE, foreground_box, preprocess_framed
+from backend.train_foreground import ForegroundTrainConfig, loss_fn, mask_iou, train_foreground
+
+
+def _box_rgba(size: int = 64, box=(20, 16, 44, 48)) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    rgba = np.zeros((size, size, 4), np.uint8)
+    rgba[y0:y1, x0:x1] = (220, 30, 30, 255)
+    return rgba
+
+
+def _write_png(path, arr) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+# --------------------------------------------------------------------------- training data
+
+
+def test_a_placed_object_and_its_mask_stay_together(tmp_path):
+    _write_png(tmp_path / "obj.png", _box_rgba())
+    view = fd.ObjectView(tmp_path / "obj.png")
+    spans = []
+    for seed in range(40):
+        img, mask = fd.compose(view, np.random.default_rng(seed), size=128)
+        assert img.shape == (128, 128, 3) and img.dtype == np.uint8
+        assert mask.shape == (128, 128) and mask.dtype == np.float32
+        on = mask >= 0.5
+        if on.sum() < 20:
+            continue  # an empty sample, or the box mostly outside the frame
+        # the object is red wherever the mask says so (photo effects shift colours a little)
+        red = img[..., 0].astype(int) - img[..., 1:].mean(-1)
+        inner = np.zeros_like(on)
+        inner[2:-2, 2:-2] = on[4:, 4:] & on[:-4, :-4] & on[4:, :-4] & on[:-4, 4:]
+        if inner.sum() > 10:
+            assert np.median(red[inner]) > 60
+            assert np.median(red[~on]) < np.median(red[inner]) - 40
+        box = fd.mask_box((mask * 255).astype(np.uint8))
+        spans.append(max(box[2] - box[0], box[3] - box[1]) / 128)
+    # framings vary: small objects and ones that fill the frame
+    assert min(spans) < 0.35 and max(spans) > 0.8
+
+
+def test_in_context_windows_crop_the_photo_and_the_mask_alike(tmp_path):
+    photo = np.zeros((64, 64, 3), np.uint8)
+    photo[..., 2] = 200  # a blue photo ...
+    photo[20:40, 10:30] = (250, 250, 0)  # ... with a yellow object
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, 10:30] = 255
+    _write_png(tmp_path / "00.png", photo)
+    _write_png(tmp_path / "masks" / "00.png", mask)
+    view = fd.ObjectView(tmp_path / "00.png", tmp_path / "masks" / "00.png")
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        img, m = fd._window(*view.load()[:2], rng, 96)
+        yellow = (img[..., 0] > 125) & (img[..., 2] < 100)
+        agree = (yellow == (m >= 0.5)).mean()
+        assert agree > 0.97
+
+
+def test_tree_views_need_masks_for_photo_style(tmp_path, caplog):
+    from synth_render import r2n2
+
+    root = tmp_path / "renders_photo"
+    for i, model in enumerate(("aaa", "bbb")):
+        d = r2n2.rendering_dir(root, "03001627", model)
+        _write_png(d / "00.png", np.zeros((8, 8, 3), np.uint8))
+        if i == 0:
+            _write_png(r2n2.mask_path(d, 0), np.zeros((8, 8), np.uint8))
+        r2n2.write_index(d, [r2n2.View(10.0, 20.0, 1.0)])
+    views = fd.tree_views(root, ["03001627/aaa", "03001627/bbb", "03001627/ccc"], masks=True)
+    assert [v.image.parent.parent.name for v in views] == ["aaa"]
+    assert "no object mask" in caplog.text
+
+
+# --------------------------------------------------------------------------- model and file
+
+
+def test_the_network_maps_images_to_same_size_logits():
+    net = ForegroundNet(ForegroundConfig())
+    out = net(torch.zeros(2, 3, 128, 128))
+    assert out.shape == (2, 1, 128, 128)
+    assert sum(p.numel() for p in net.parameters()) < 1_000_000  # a few MB on disk
+
+
+def test_the_file_round_trips_and_refuses_others(tmp_path):
+    net = ForegroundNet(ForegroundConfig(widths=(4, 8, 8)))
+    save_foreground(tmp_path / "fg.pt", net, {"step": 3})
+    seg = load_foreground(tmp_path / "fg.pt")
+    assert seg.info == {"step": 3}
+    x = np.random.default_rng(0).integers(0, 255, (MASK_SIZE, MASK_SIZE, 3), dtype=np.uint8)
+    expect = torch.sigmoid(net.eval()(torch.from_numpy(x).permute(2, 0, 1)[None].float()
+                                      / 127.5 - 1))[0, 0].detach().numpy()
+    assert np.allclose(seg(x), expect, atol=1e-6)
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=FOREGROUND_FORMAT):
+        load_foreground(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        load_foreground(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="expected"):
+        seg(x[:64])
+
+
+def test_loss_and_iou_reward_the_right_mask():
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 4:12, 4:12] = 1
+    good, bad = (target * 20 - 10), -(target * 20 - 10)
+    assert loss_fn(good, target) < 0.05 < loss_fn(bad, target)
+    assert mask_iou(target[0, 0].numpy(), target[0, 0].numpy()) == 1.0
+    assert mask_iou(np.zeros((4, 4)), np.zeros((4, 4))) == 1.0  # both empty
+
+
+# --------------------------------------------------------------------------- training run
+
+
+def _tiny_tree(root):
+    """A hand-made data set: photo views with masks, synthetic RGBA views, a split file."""
+    from synth_render import r2n2
+
+    keys = {"target_train": [], "source_train": [], "source_val": [], "test": []}
+    rng = np.random.default_rng(0)
+    for subset, style in (("target_train", "photo"), ("source_train", "synthetic"),
+                          ("source_val", "synthetic")):
+        for i in range(2):
+            key = f"03001627/{subset}{i}"
+            keys[subset].append(key)
+            d = r2n2.rendering_dir(root / f"renders_{style}", *key.split("/"))
+            x0, y0 = (int(v) for v in rng.integers(8, 24, 2))
+            box = (x0, y0, x0 + 24, y0 + 30)
+            rgba = _box_rgba(64, box)
+            if style == "photo":
+                photo = np.where(rgba[..., 3:] > 0, rgba[..., :3], 90).astype(np.uint8)
+                _write_png(d / "00.png", photo)
+                _write_png(r2n2.mask_path(d, 0), rgba[..., 3].copy())
+            else:
+                _write_png(d / "00.png", rgba)
+            r2n2.write_index(d, [r2n2.View(30.0, 20.0, 1.0)])
+    (root / "splits.json").write_text(json.dumps({"version": 1, **keys}))  # splits.json v1
+    return root
+
+
+def test_training_runs_resumes_and_writes_a_loadable_model(tmp_path):
+    data = _tiny_tree(tmp_path / "data")
+    cfg = ForegroundTrainConfig(data=data, out=tmp_path / "run", steps=2, batch_size=2,
+                                val_images=4, val_every=2, checkpoint_every=1, threads=1)
+    train_foreground(cfg)
+    first = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert first["step"] == 2
+    cfg.steps = 3
+    out = train_foreground(cfg)  # resumes at step 2
+    seg = load_foreground(out)
+    assert seg.info["step"] == 3
+    assert [h["step"] for h in seg.info["history"]] == [2, 3]
+    prob = seg(np.zeros((MASK_SIZE, MASK_SIZE, 3), np.uint8))
+    assert prob.shape == (MASK_SIZE, MASK_SIZE) and 0 <= prob.min() <= prob.max() <= 1
+
+
+def test_training_without_masks_says_what_to_build(tmp_path):
+    data = _tiny_tree(tmp_path / "data")
+    for mask in (data / "renders_photo").rglob("masks/*.png"):
+        mask.unlink()
+    with pytest.raises(SystemExit, match="backend dataset"):
+        train_foreground(ForegroundTrainConfig(data=data, out=tmp_path / "run", steps=1))
+
+
+# --------------------------------------------------------------------------- framing with it
+
+
+class _Oracle(ForegroundSegmenter):
+    """A 'model' that knows where the object is: red pixels."""
+
+    def __init__(self):
+        pass
+
+    def __call__(self, rgb):
+        return ((rgb[..., 0] > 150) & (rgb[..., 1] < 100)).astype(np.float32)
+
+
+def test_the_found_box_is_in_full_resolution_pixels():
+    photo = np.full((300, 400, 3), 90, np.uint8)
+    photo[100:160, 250:330] = (220, 30, 30)
+    box, why = foreground_box(photo, _Oracle())
+    assert why == "" and np.allclose(box, (250, 100, 330, 160), atol=400 / MASK_SIZE + 1)
+    _, framing = preprocess_framed(photo, segmenter=_Oracle())
+    assert framing.source == "mask"
+
+
+# --------------------------------------------------------------------------- re-framed test sets
+
+
+@pytest.mark.parametrize("variant", ["composited", "fill95", "small35", "offcentre15"])
+def test_reframing_puts_the_object_at_the_stated_framing_at_native_resolution(variant):
+    from backend.reframing import reframe
+
+    photo = np.full((64, 64, 3), 40, np.uint8)
+    photo[12:52, 22:42] = (230, 40, 40)  # a red object 40 px tall, 20 wide
+    mask = np.zeros((64, 64), np.uint8)
+    mask[12:52, 22:42] = 255
+    img, box = reframe(photo, mask, variant, np.random.default_rng(0))
+    side = img.shape[0]
+    assert img.shape == (side, side, 3)
+    want_side = {"composited": 64, "fill95": round(40 / 0.95), "small35": round(40 / 0.35),
+                 "offcentre15": 64}[variant]
+    assert side == want_side
+    x0, y0, x1, y1 = box
+    assert (x1 - x0, y1 - y0) == (20, 40) or variant == "offcentre15"  # never resized
+    red = (img[..., 0] > 170) & (img[..., 1] < 110)
+    inner = red[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
+    assert inner.mean() > 0.95  # the object's own pixels, where the box says
+    centre = ((x0 + x1) / 2 - side / 2, (y0 + y1) / 2 - side / 2)
+    if variant == "offcentre15":
+        assert math.hypot(*centre) == pytest.approx(0.15 * 64, abs=1.0)
+    else:
+        assert max(abs(c) for c in centre) <= 1.0
+    # the rest is a background photo, not the render's flat grey: no pasted rectangle
+    outside = np.ones_like(red)
+    outside[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = False
+    assert not (np.abs(img[outside].astype(int) - 40).max(axis=-1) < 6).all()
+
+
+def test_reframed_trees_keep_the_index_and_skip_models_without_masks(tmp_path):
+    from backend.reframing import build_reframed_trees
+    from synth_render import r2n2
+
+    src = tmp_path / "renders_photo"
+    for model, masked in (("aaa", True), ("bbb", False)):
+        d = r2n2.rendering_dir(src, "03001627", model)
+        photo = np.full((64, 64, 3), 40, np.uint8)
+        photo[20:40, 20:40] = 200
+        _write_png(d / "00.png", photo)
+        if masked:
+            m = np.zeros((64, 64), np.uint8)
+            m[20:40, 20:40] = 255
+            _write_png(r2n2.mask_path(d, 0), m)
+        r2n2.write_index(d, [r2n2.View(30.0, 20.0, 1.0)])
+    trees = build_reframed_trees(src, ["03001627/aaa", "03001627/bbb"], tmp_path / "out")
+    for tree in trees.values():
+        out = r2n2.rendering_dir(tree, "03001627", "aaa")
+        assert r2n2.is_complete(out, 1)
+        assert r2n2.read_metadata(out) == r2n2.read_metadata(
+            r2n2.rendering_dir(src, "03001627", "aaa"))
+        assert not r2n2.rendering_dir(tree, "03001627", "bbb").exists()
+        assert r2n2.tree_conventions(tree, r2n2.RENDERS)["source"] == "reframed"
