@@ -1,5 +1,5 @@
-"""``python -m backend {dataset,train,train-foreground,average,eval,bound,serve,reconstruct,keys,
-demo}``."""
+"""``python -m backend {dataset,train,train-foreground,average,eval,eval-foreground,bound,serve,
+reconstruct,keys,demo}``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,12 @@ def _add_train_foreground(sub) -> None:
     add_train_foreground_parser(sub)
 
 
+def _add_eval_foreground(sub) -> None:
+    from .eval_foreground import add_eval_foreground_parser
+
+    add_eval_foreground_parser(sub)
+
+
 def _add_average(sub) -> None:
     from .average import add_average_parser
 
@@ -86,7 +92,7 @@ def _add_demo(sub) -> None:
 
 
 COMMANDS = [_add_dataset, _add_train, _add_train_foreground, _add_average, _add_eval,
-            _add_bound, _add_serve, _add_reconstruct, _add_keys, _add_demo]
+            _add_eval_foreground, _add_bound, _add_serve, _add_reconstruct, _add_keys, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,6 +68,8 @@ class DemoConfig:
     start_timeout: float = arg(120.0, "seconds to wait for the daemon to answer health")
     request_timeout: float = arg(60.0, "seconds per reconstruct request")
     addon: bool = arg(True, "build the Blender add-on zip (python -m blender_addon build)")
+    reframed: int = arg(2, "photo inputs also sent framed as users frame photos (a close-up "
+                           "and a wide shot each), to show the daemon's automatic framing")
 
 
 @dataclass
@@ -93,6 +95,7 @@ class Reconstruction:
     mesh: Path | None
     probs: np.ndarray
     threshold: float
+    framing: str = ""  # where the daemon's framing came from (alpha, mask, user, none)
 
 
 # ------------------------------------------------------------------------------ the steps
@@ -110,6 +113,7 @@ def run(cfg: DemoConfig) -> int:
     if not inputs:
         log.error("no rendered inputs under %s", cfg.out)
         return 1
+    inputs += reframed_inputs(inputs, cfg.out / "reframed", cfg.reframed, cfg.seed)
     copy_inputs(inputs, cfg.out / "inputs")
     daemon_log = cfg.out / "daemon.log"
     steps("starting the daemon (weights %s; its log: %s)", cfg.checkpoint, daemon_log)
@@ -161,6 +165,33 @@ def find_inputs(data: DemoData, views: int) -> list[InputImage]:
                     ref.synset, ref.model_id, rdir / r2n2.view_file_name(i),
                     r2n2.voxel_path(data.voxels, ref.synset, ref.model_id), metadata[i]))
     return inputs
+
+
+REFRAMINGS = ("fill95", "small35")  # a close-up and a wide shot (see backend.reframing)
+
+
+def reframed_inputs(inputs: list[InputImage], dest: Path, n: int, seed: int
+                    ) -> list[InputImage]:
+    """The first ``n`` photo-style inputs with object masks framed as a close-up and as a
+    wide shot (composited through their mask into held-out background photos)."""
+    from .reframing import reframe
+
+    out = []
+    photos = [i for i in inputs if i.style == "photo"
+              and r2n2.mask_path(i.image.parent, int(i.image.stem)).is_file()][:n]
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in photos:
+        with Image.open(item.image) as im:
+            photo = np.asarray(im.convert("RGB"))
+        with Image.open(r2n2.mask_path(item.image.parent, int(item.image.stem))) as im:
+            mask = np.asarray(im.convert("L"))
+        for k, variant in enumerate(REFRAMINGS):
+            image = reframe(photo, mask, variant, np.random.default_rng([seed, k]))[0]
+            path = dest / f"{item.name}_{variant}.png"
+            Image.fromarray(image).save(path)
+            out.append(InputImage(f"{item.name}_{variant}", f"photo {variant}", item.synset,
+                                  item.model_id, path, item.voxels, item.view))
+    return out
 
 
 def copy_inputs(inputs: list[InputImage], dest: Path) -> None:
@@ -228,9 +259,10 @@ def reconstruct_all(inputs: list[InputImage], endpoint: str, meshes: Path, fmt: 
             if reply.mesh is not None:
                 mesh = meshes / f"{item.name}.{fmt}"
                 mesh.write_bytes(reply.mesh)
+            framing = (reply.framing or [{}])[0].get("source", "")
             results.append(Reconstruction(item, reply.views[0].class_name,
                                           _iou(reply.voxels, item.voxels, reply.threshold),
-                                          mesh, reply.voxels, reply.threshold))
+                                          mesh, reply.voxels, reply.threshold, framing))
     return results, len(inputs) - len(results)
 
 
@@ -266,15 +298,15 @@ def write_demo_gallery(results: list[Reconstruction], path: Path, workers: int) 
 
 def metrics_markdown(results: list[Reconstruction]) -> str:
     """The IoU of every input and the mean per style, as a Markdown table."""
-    lines = ["| input | class | style | predicted class | IoU |",
-             "| --- | --- | --- | --- | ---: |"]
+    lines = ["| input | class | style | framed by | predicted class | IoU |",
+             "| --- | --- | --- | --- | --- | ---: |"]
     for r in results:
         lines.append(f"| {r.input.name} | {class_name(r.input.synset)} | {r.input.style} | "
-                     f"{r.predicted_class} | {_fmt(r.iou)} |")
+                     f"{r.framing} | {r.predicted_class} | {_fmt(r.iou)} |")
     for style in dict.fromkeys(r.input.style for r in results):
         ious = [r.iou for r in results if r.input.style == style and r.iou is not None]
         mean = _fmt(float(np.mean(ious))) if ious else "n/a"
-        lines.append(f"| **mean of {len(ious)}** | | {style} | | **{mean}** |")
+        lines.append(f"| **mean of {len(ious)}** | | {style} | | | **{mean}** |")
     return "\n".join(lines) + "\n"
 
 
@@ -286,7 +318,8 @@ def write_metrics(results: list[Reconstruction], out: Path) -> str:
     atomic_write_text(out / "metrics.md", table)
     records = [{**asdict(r.input), "image": str(r.input.image), "voxels": str(r.input.voxels),
                 "predicted_class": r.predicted_class, "iou": r.iou, "threshold": r.threshold,
-                "mesh": str(r.mesh) if r.mesh else None} for r in results]
+                "mesh": str(r.mesh) if r.mesh else None, "framing": r.framing}
+               for r in results]
     atomic_write_text(out / "metrics.json", json.dumps(records, indent=2))
     return table
 

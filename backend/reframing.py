@@ -16,7 +16,8 @@ goes through one JPEG round trip, as a camera saves it. Variants (:data:`VARIANT
 
 The renders themselves are the baseline (the ``rendered`` row of the tables). Each variant is
 an R2N2-layout tree with the source tree's index files, so ``backend eval`` scores it
-against the same voxels. Deterministic from ``seed``.
+against the same voxels, and the placed object masks (``rendering/masks``), so
+``backend eval-foreground`` scores the foreground model on it. Deterministic from ``seed``.
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ def frame_geometry(variant: str, box: tuple[int, int, int, int], side: int,
     raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
 
 
-def reframe(photo: np.ndarray, mask: np.ndarray, variant: str,
-            rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """One re-framed image ``(F, F, 3) uint8`` and the object's box in it (x0, y0, x1, y1)."""
+def reframe(photo: np.ndarray, mask: np.ndarray, variant: str, rng: np.random.Generator
+            ) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray]:
+    """One re-framed image ``(F, F, 3) uint8``, the object's box in it (x0, y0, x1, y1) and
+    its mask there ``(F, F) uint8``."""
     box = mask_box(mask)
     if box is None:
         raise ValueError("the mask is empty")
@@ -82,7 +84,7 @@ def reframe(photo: np.ndarray, mask: np.ndarray, variant: str,
         out = np.asarray(im.convert("RGB"))
     x0, y0, x1, y1 = box
     placed = (max(0, x0 + ox), max(0, y0 + oy), min(f, x1 + ox), min(f, y1 + oy))
-    return out, placed
+    return out, placed, np.clip(alpha[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 def build_reframed_trees(renders: str | Path, keys: Iterable[str], out: str | Path,
@@ -114,6 +116,9 @@ def build_reframed_trees(renders: str | Path, keys: Iterable[str], out: str | Pa
                     photo = np.asarray(im.convert("RGB"))
                 with Image.open(r2n2.mask_path(src, i)) as im:
                     mask = np.asarray(im.convert("L"))
-                Image.fromarray(reframe(photo, mask, v, rng)[0]).save(dst / name)
+                image, _, placed_mask = reframe(photo, mask, v, rng)
+                Image.fromarray(image).save(dst / name)
+                r2n2.mask_path(dst, i).parent.mkdir(exist_ok=True)
+                Image.fromarray(placed_mask).save(r2n2.mask_path(dst, i))
             r2n2.write_index(dst, cams)
     return trees

@@ -103,7 +103,7 @@ OPERATIONAL = ("data", "target_images", "runs", "name", "steps", "resume", "devi
                "threads", "num_workers", "log_every", "eval_every", "checkpoint_every")
 # Fields added after runs were saved: a config without them gets the value that means "off",
 # so an older run resumes (and reports) as it was trained, not with today's default.
-ADDED_LATER = {"paste_p": 0.0}
+ADDED_LATER = {"paste_p": 0.0, "framing": False, "init": None}
 # First word of every item seed (StepBatchSampler.item_seed): those streams stay apart from
 # any other SeedSequence a future change derives from the run seed.
 ITEM_SEED_TAG = 0x17E4

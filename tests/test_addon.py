@@ -350,6 +350,10 @@ def test_phone_photo_orientation_and_crop_reach_the_camera_background(addon, hel
     scene_render = bpy.context.scene.render
     assert cam.data.sensor_width == pytest.approx(
         sensor_width((w, h), (scene_render.resolution_x, scene_render.resolution_y)))
+    # "Use Framing as Crop": the square becomes the crop box to adjust (its image part)
+    assert bpy.ops.unsup3d.history_use_framing() == {"FINISHED"}
+    clamped = tuple(min(max(v, 0.0), 1.0) for v in item.framing)
+    assert tuple(ref.crop) == pytest.approx(clamped) and ref.use_crop
 
 
 @pytest.mark.blender

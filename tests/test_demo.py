@@ -34,9 +34,14 @@ def test_reduced_demo_end_to_end(tmp_path, capsys):
     row = next(line for line in table.splitlines() if line.startswith("| chair_"))
     iou = float(row.rstrip(" |").rsplit("|", 1)[1])
     assert 0.0 <= iou <= 1.0
-    assert re.search(r"\| \*\*mean of 1\*\* \| \| photo \| \| \*\*\d\.\d{3}\*\* \|", table)
-    (record,) = json.loads((out / "metrics.json").read_text())
+    assert re.search(r"\| \*\*mean of 1\*\* \| \| photo \| \| \| \*\*\d\.\d{3}\*\* \|",
+                     table)
+    record, *reframed = json.loads((out / "metrics.json").read_text())
     assert record["iou"] == pytest.approx(iou, abs=5e-4) and record["style"] == "photo"
+    # the same photo framed as a close-up and as a wide shot, framed again by the daemon
+    assert [r["style"] for r in reframed] == ["photo fill95", "photo small35"]
+    assert all(r["framing"] in ("mask", "none") for r in [record, *reframed])
+    assert len(list((out / "reframed").glob("*.png"))) == 2
     printed = capsys.readouterr().out
     assert "| chair_" in printed and f"gallery    {out / 'gallery.png'}" in printed
     assert "stopped" in (out / "daemon.log").read_text()
@@ -70,13 +75,14 @@ def test_metrics_table_has_every_input_and_a_mean_per_style():
     view = r2n2.View(30.0, 27.0, 0.8)
     results = [demo.Reconstruction(demo.InputImage(f"chair_x_{style}_00", style, "03001627",
                                                    "x", Path("in.png"), Path("v.binvox"), view),
-                                   "chair", iou, None, np.zeros((32,) * 3, np.float32), 0.3)
+                                   "chair", iou, None, np.zeros((32,) * 3, np.float32), 0.3,
+                                   "mask")
                for style, iou in (("photo", 0.1), ("photo", None), ("synthetic", 0.5))]
     table = demo.metrics_markdown(results)
-    assert "| chair_x_photo_00 | chair | photo | chair | 0.100 |" in table
+    assert "| chair_x_photo_00 | chair | photo | mask | chair | 0.100 |" in table
     assert "| n/a |" in table  # no ground truth: no made-up number
-    assert "| **mean of 1** | | photo | | **0.100** |" in table
-    assert "| **mean of 1** | | synthetic | | **0.500** |" in table
+    assert "| **mean of 1** | | photo | | | **0.100** |" in table
+    assert "| **mean of 1** | | synthetic | | | **0.500** |" in table
 
 
 def _fake_demo_tree(root: Path, keys: list[str]) -> DemoData:
@@ -112,7 +118,8 @@ def test_a_refused_input_is_skipped_and_a_dead_daemon_ends_the_loop(tmp_path, mo
     inputs = demo.find_inputs(_fake_demo_tree(tmp_path, keys), 1)
     reply = type("Reply", (), {"mesh": b"mesh", "threshold": 0.4,
                                "voxels": np.ones((32,) * 3, np.float32),
-                               "views": [type("View", (), {"class_name": "chair"})()]})()
+                               "views": [type("View", (), {"class_name": "chair"})()],
+                               "framing": [{"source": "mask"}]})()
     answers = [RequestFailed("bad_image", "cannot decode"), reply,
                ServerUnavailable("no reply in 60 s"), reply]
 

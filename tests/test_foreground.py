@@ -220,7 +220,8 @@ def test_reframing_puts_the_object_at_the_stated_framing_at_native_resolution(va
     photo[12:52, 22:42] = (230, 40, 40)  # a red object 40 px tall, 20 wide
     mask = np.zeros((64, 64), np.uint8)
     mask[12:52, 22:42] = 255
-    img, box = reframe(photo, mask, variant, np.random.default_rng(0))
+    img, box, placed = reframe(photo, mask, variant, np.random.default_rng(0))
+    assert fd.mask_box(placed) == box
     side = img.shape[0]
     assert img.shape == (side, side, 3)
     want_side = {"composited": 64, "fill95": round(40 / 0.95), "small35": round(40 / 0.35),
@@ -265,3 +266,31 @@ def test_reframed_trees_keep_the_index_and_skip_models_without_masks(tmp_path):
             r2n2.rendering_dir(src, "03001627", "aaa"))
         assert not r2n2.rendering_dir(tree, "03001627", "bbb").exists()
         assert r2n2.tree_conventions(tree, r2n2.RENDERS)["source"] == "reframed"
+        assert r2n2.mask_path(out, 0).is_file()
+
+
+def test_eval_foreground_scores_a_perfect_model_one_and_a_blind_one_zero(tmp_path):
+    from backend.eval_foreground import box_iou, evaluate_foreground
+    from synth_render import r2n2
+
+    root = tmp_path / "renders_photo"
+    d = r2n2.rendering_dir(root, "03001627", "aaa")
+    photo = np.full((64, 64, 3), 90, np.uint8)
+    photo[16:48, 8:40] = (220, 30, 30)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 8:40] = 255
+    _write_png(d / "00.png", photo)
+    _write_png(r2n2.mask_path(d, 0), mask)
+    r2n2.write_index(d, [r2n2.View(30.0, 20.0, 1.0)])
+    perfect = evaluate_foreground(root, ["03001627/aaa"], _Oracle())
+    assert perfect["images"] == 1
+    assert perfect["class_mean"]["mask_iou"] > 0.97
+    assert perfect["class_mean"]["box_iou"] > 0.95 and perfect["class_mean"]["fallback"] == 0
+
+    class Blind(_Oracle):
+        def __call__(self, rgb):
+            return np.zeros(rgb.shape[:2], np.float32)
+
+    blind = evaluate_foreground(root, ["03001627/aaa"], Blind())
+    assert blind["class_mean"]["box_iou"] == 0 and blind["class_mean"]["fallback"] == 1
+    assert box_iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7)
