@@ -99,7 +99,7 @@ def add_eval_foreground_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--split", type=Path, help="split file (default: every model in the tree)")
     p.add_argument("--subset", default="test", help="subset of --split")
     p.add_argument("--views", type=int, default=None, help="first N views of each model")
-    p.add_argument("--foreground", default="default", metavar="default|PATH")
+    p.add_argument("--foreground", default="shipped", metavar="shipped|PATH")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_cmd)
     return p

@@ -66,7 +66,7 @@ class EvalConfig:
     compare: list[str] = field(default_factory=list)  # [LABEL=]report.json: comparison mode
     # Framing as the daemon does it; None: as the model was trained (ModelInfo.framing)
     autocrop: bool | None = None
-    foreground: str = "default"  # with autocrop: the framing model (default, none or a path)
+    foreground: str = "shipped"  # with autocrop: the framing model (shipped, none or a path)
 
     @property
     def split_subset(self) -> str:
@@ -362,7 +362,7 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--autocrop", action=argparse.BooleanOptionalAction, default=d.autocrop,
                    help="frame each image's object as the daemon does (alpha, else the "
                         "foreground model); default: as the model was trained")
-    p.add_argument("--foreground", default=d.foreground, metavar="default|none|PATH",
+    p.add_argument("--foreground", default=d.foreground, metavar="shipped|none|PATH",
                    help="with --autocrop: the framing model")
     p.add_argument("--compare", nargs="+", metavar="[LABEL=]REPORT",
                    help="combine report.json files (groups: LABEL, else the checkpoint's mode) "

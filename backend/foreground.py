@@ -73,18 +73,23 @@ def load_foreground(path: str | os.PathLike | None = None) -> ForegroundSegmente
     return ForegroundSegmenter(net, dict(data.get("info", {})), str(path))
 
 
-def load_segmenter(choice: str | None = "default") -> ForegroundSegmenter | None:
-    """A command's ``--foreground`` choice: ``"default"`` (the shipped model), ``"none"``
-    (no model: opaque photos are used whole) or a path."""
+def load_segmenter(choice: str | None = "shipped") -> ForegroundSegmenter | None:
+    """A command's ``--foreground`` choice: ``"shipped"`` (``backend/weights/foreground.pt``),
+    ``"none"`` (no model: opaque photos are used whole) or a path.
+
+    Serving and the CLI default to ``"none"`` for now: with today's shipped models, mask framing
+    costs more on photos framed like the renders than it gains on others (README, "Framing
+    photos"); evaluation with ``--autocrop`` and training with ``--framing`` default to the
+    shipped model."""
     if choice in (None, "none"):
         return None
-    if choice == "default" and not DEFAULT_FOREGROUND.is_file():
+    if choice == "shipped" and not DEFAULT_FOREGROUND.is_file():
         # A checkout without the shipped file (it is built by train-foreground --ship):
         # framing then says "no foreground model" for opaque photos, as with "none".
         log.warning("no shipped foreground model at %s: opaque photos are used whole",
                     DEFAULT_FOREGROUND)
         return None
-    return load_foreground(None if choice == "default" else choice)
+    return load_foreground(None if choice == "shipped" else choice)
 
 
 def cached_squares(files: list[Path], segmenter: ForegroundSegmenter, cache: Path

@@ -63,10 +63,10 @@ class Pipeline:
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "cpu",
-             threads: int = 1, foreground: str | None = "default") -> Pipeline:
+             threads: int = 1, foreground: str | None = "none") -> Pipeline:
         """Load a checkpoint (``None``: the shipped default weights) and the foreground model
-        that frames opaque photos (``"default"``: the shipped one, ``"none"``: none, or a
-        path; it runs on the CPU, a few ms an image).
+        that frames opaque photos (``"shipped"``, ``"none"``: none, the default, or a
+        path; it runs on the CPU, a few ms an image; see :func:`load_segmenter`).
 
         ``threads``: torch's CPU threads for this process (0: torch's default). One is the
         default because the model is small: on a busy 2-core machine two OpenMP threads spin

@@ -41,7 +41,7 @@ class LocalClient:
     decoded exactly as on the wire, then run by an in-process :class:`Pipeline`."""
 
     def __init__(self, checkpoint: str | None = None, device: str = "cpu", pipeline=None,
-                 foreground: str | None = "default"):
+                 foreground: str | None = "none"):
         from .pipeline import Pipeline
 
         self.pipeline = pipeline or Pipeline.load(checkpoint, device, foreground=foreground)
@@ -70,8 +70,8 @@ def add_reconstruct_parser(sub) -> None:
     where.add_argument("--local", action="store_true", help="run the model in this process")
     p.add_argument("--checkpoint", default=None, help="with --local: model.pt to load")
     p.add_argument("--device", default="cpu", help="with --local")
-    p.add_argument("--foreground", default="default", metavar="default|none|PATH",
-                   help="with --local: the model that frames opaque photos")
+    p.add_argument("--foreground", default="none", metavar="shipped|none|PATH",
+                   help="with --local: the model that frames opaque photos (default none)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--format", choices=MESH_FORMATS, default="glb")
     p.add_argument("--threshold", type=float, default=None)

@@ -77,7 +77,7 @@ class ServerConfig:
     """Everything ``serve`` can be told (see ``python -m backend serve --help``)."""
 
     checkpoint: str | None = None  # None: the shipped default weights
-    foreground: str | None = "default"  # the framing model: "default", "none" or a path
+    foreground: str | None = "none"  # the framing model: "shipped", "none" or a path
     bind: str = DEFAULT_ENDPOINT
     device: str = "cpu"
     threads: int = 1  # torch CPU threads (0: torch's default); see Pipeline.load
@@ -577,8 +577,9 @@ def add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="run the reconstruction daemon (ZeroMQ)")
     p.add_argument("--checkpoint", default=None,
                    help="model.pt or checkpoint.pt (default: the shipped weights)")
-    p.add_argument("--foreground", default=d.foreground, metavar="default|none|PATH",
-                   help="the model that frames opaque photos (none: they are used whole)")
+    p.add_argument("--foreground", default=d.foreground, metavar="shipped|none|PATH",
+                   help="the model that frames opaque photos (none, the default: they are "
+                        "used whole)")
     p.add_argument("--bind", default=d.bind)
     p.add_argument("--device", default=d.device, help="cpu or cuda")
     p.add_argument("--threads", type=int, default=d.threads,

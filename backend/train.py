@@ -158,7 +158,8 @@ class TrainConfig:
                                "target photos by the foreground model's squares (cached)")
     framing_jitter: float = arg(0.15, "with --framing: scale (log) and shift jitter of the "
                                       "training squares, as crop errors")
-    foreground: str = arg("default", "with --framing: the framing model for target photos")
+    foreground: str = arg("shipped", "with --framing: the framing model for target photos "
+                                     "(shipped, none or a path)")
     model: ModelConfig = arg(ModelConfig(), "architecture")
 
     @property

@@ -59,7 +59,7 @@ class WorkerSpec:
     device: str
     threads: int
     delay_s: float = 0.0  # testing aid: extra seconds per batch, to kill a worker mid-request
-    foreground: str | None = "default"  # see Pipeline.load
+    foreground: str | None = "none"  # see Pipeline.load
 
 
 # ------------------------------------------------------------------------------ worker side

@@ -336,7 +336,9 @@ def main() -> None:
 def run(checkpoint: Path, image: bytes, args) -> None:
     print(f"daemon: --workers {args.workers}, batched runs --max-batch 16 --max-wait-ms "
           f"{args.max_wait_ms:g}; GLB out, default options")
-    daemon = Daemon(checkpoint, 16, args.max_wait_ms, args.workers)
+    # The shipped foreground model frames the opaque photo (serve's default is none for now).
+    daemon = Daemon(checkpoint, 16, args.max_wait_ms, args.workers,
+                    ("--foreground", "shipped"))
     try:
         with ReconClient(daemon.endpoint, timeout_s=60, retries=0) as c:
             latency(c, image, 10)  # warm-up

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=ROOT / "data" / "procedural")
     p.add_argument("--out", type=Path, default=ROOT / "work" / "reframing")
     p.add_argument("--views", type=int, default=2, help="views per test shape")
-    p.add_argument("--foreground", default="default", help="the framing model")
+    p.add_argument("--foreground", default="shipped", help="the framing model")
     args = p.parse_args(argv)
     split = args.data / "splits.json"
     keys = load_splits(split).test
