@@ -343,8 +343,9 @@ class RenderVoxelDataset(Dataset):
         # no global RNG is touched, when nothing is random (validation).
         rng = item_rng(i) if self.augment or self.backgrounds is not None else None
         paste = self.backgrounds is not None and rng.random() < self.paste_p
-        # decoded once when pasting: both the pixels and the alpha come from it
-        source = load_image(model.files[v]) if paste else model.files[v]
+        # decoded once when pasting or framing: the framing, the pixels and the alpha come
+        # from it
+        source = load_image(model.files[v]) if paste or self.autocrop else model.files[v]
         crop = None
         if self.autocrop:  # the square framing picks, jittered when augmenting
             crop = framing_of(source, segmenter=self.segmenter).box

@@ -4,7 +4,7 @@ For every view with an object mask (``rendering/masks/NN.png``: the photo style'
 pass, or a re-framed tree's placed mask) under an R2N2-layout tree:
 
 - **mask IoU**: the model's mask (probability >= 0.5, the whole image seen at ``MASK_SIZE``
-  as framing sees it) against the true mask (coverage >= 50 %), both at ``MASK_SIZE``;
+  as framing sees it) against the true mask (coverage >= 50 %) resized to ``MASK_SIZE``;
 - **box IoU**: the box framing takes from the model (:func:`backend.preprocess.foreground_box`,
   in image pixels) against the true mask's box; an empty or unsure mask scores 0 (framing
   then falls back to the whole image), and the share of such fallbacks is reported.
@@ -28,7 +28,7 @@ from synth_render.taxonomy import SYNSET_TO_NAME
 
 from .foreground import ForegroundSegmenter, load_segmenter
 from .foreground_data import MASK_THRESHOLD, ObjectView, mask_box, tree_views
-from .preprocess import MASK_SIZE, foreground_box, load_image
+from .preprocess import MASK_SIZE, foreground_mask
 from .splits import load_splits
 
 log = logging.getLogger(__name__)
@@ -45,22 +45,18 @@ def box_iou(a, b) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def _square(arr: np.ndarray, resample) -> np.ndarray:
-    """A square image at ``MASK_SIZE`` (our trees hold square images only)."""
-    if arr.shape[0] != arr.shape[1]:
-        raise ValueError(f"expected a square image, got {arr.shape[:2]}")
-    return np.asarray(Image.fromarray(arr).resize((MASK_SIZE, MASK_SIZE), resample))
-
-
 def score_view(view: ObjectView, segmenter: ForegroundSegmenter) -> dict:
-    rgb = np.asarray(load_image(view.image).convert("RGB"))
+    """One view's mask IoU, box IoU and whether framing would fall back (one segmenter pass,
+    the one framing makes)."""
     with Image.open(view.mask) as im:
         truth = np.asarray(im.convert("L"))
-    prob = segmenter(_square(rgb, Image.Resampling.LANCZOS))
-    target = _square(truth, Image.Resampling.BILINEAR) >= MASK_THRESHOLD
+    if truth.shape[0] != truth.shape[1]:  # the mask grid matches the image's only then
+        raise ValueError(f"{view.mask}: expected a square image, got {truth.shape}")
+    prob, found, _ = foreground_mask(view.image, segmenter)
+    target = np.asarray(Image.fromarray(truth).resize((MASK_SIZE, MASK_SIZE),
+                                                      Image.Resampling.BILINEAR)) >= MASK_THRESHOLD
     pred = prob >= 0.5
     union = (pred | target).sum()
-    found, _ = foreground_box(rgb, segmenter)
     return {"mask_iou": 1.0 if union == 0 else float((pred & target).sum() / union),
             "box_iou": box_iou(found, mask_box(truth)), "fallback": found is None}
 

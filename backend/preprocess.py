@@ -547,17 +547,24 @@ def _alpha_bbox(pixels: _Pixels) -> tuple[tuple[int, int, int, int] | None, bool
     return (min(cols), min(rows), max(cols), max(rows)), transparent
 
 
-def _mask_bbox(pixels: _Pixels, segmenter: Segmenter) -> tuple[Box | None, str]:
-    """The box of the segmenter's foreground in image pixels (None, and why, when it is empty
-    or unsure). The segmenter sees the whole image padded to a square by edge replication."""
+def _segment(pixels: _Pixels, segmenter: Segmenter) -> np.ndarray:
+    """The segmenter's ``(MASK_SIZE, MASK_SIZE)`` probabilities for the whole image padded to
+    a square by edge replication."""
     width, height = pixels.size
-    sx, sy, side = _padded_square((0, 0, width, height))
-    ox, oy = -sx, -sy  # the image inside the square
     small = _network_pixels(pixels, (0, 0, width, height), MASK_SIZE, None, _rgb_pixels)
     prob = np.asarray(segmenter(small), dtype=np.float32)
     if prob.shape != (MASK_SIZE, MASK_SIZE):
         raise ValueError(f"the segmenter returned shape {prob.shape}, expected "
                          f"{(MASK_SIZE, MASK_SIZE)}")
+    return prob
+
+
+def _mask_bbox(pixels: _Pixels, prob: np.ndarray) -> tuple[Box | None, str]:
+    """The box of the foreground ``prob`` (from :func:`_segment`) in image pixels (None, and
+    why, when it is empty or unsure)."""
+    width, height = pixels.size
+    sx, sy, side = _padded_square((0, 0, width, height))
+    ox, oy = -sx, -sy  # the image inside the square
     scale = side / MASK_SIZE  # image pixels per mask pixel
     cx0, cy0 = int(ox / scale), int(oy / scale)
     cx1 = max(cx0 + 1, math.ceil((ox + width) / scale))
@@ -578,10 +585,18 @@ def foreground_box(source: ImageSource, segmenter: Segmenter,
                    max_pixels: int = MAX_PIXELS) -> tuple[Box | None, str]:
     """The box ``(x0, y0, x1, y1)`` of ``segmenter``'s foreground in ``source`` (full-resolution
     upright pixels), as framing finds it; None and why when the mask is empty or unsure."""
+    return foreground_mask(source, segmenter, max_pixels)[1:]
+
+
+def foreground_mask(source: ImageSource, segmenter: Segmenter, max_pixels: int = MAX_PIXELS
+                    ) -> tuple[np.ndarray, Box | None, str]:
+    """:func:`foreground_box` and the probabilities it came from: the segmenter's
+    ``(MASK_SIZE, MASK_SIZE)`` view of the whole image padded to a square."""
     pixels = _pixels(source, max_pixels)
-    box, why = _mask_bbox(pixels, segmenter)
+    prob = _segment(pixels, segmenter)
+    box, why = _mask_bbox(pixels, prob)
     scale = pixels.info.get(DECODE_SCALE, 1.0)
-    return (None if box is None else tuple(v * scale for v in box)), why
+    return prob, (None if box is None else tuple(v * scale for v in box)), why
 
 
 def _framed_box(bbox: Sequence[float], max_pixels: int, scale: float) -> Box:
@@ -619,7 +634,7 @@ def _frame(pixels: _Pixels, had_alpha: bool, crop: Sequence[float] | None, autoc
         note = "the alpha channel is opaque everywhere"
     if segmenter is None:
         return None, "none", (note + "; " if note else "") + "no foreground model"
-    bbox, why = _mask_bbox(pixels, segmenter)
+    bbox, why = _mask_bbox(pixels, _segment(pixels, segmenter))
     if bbox is None:
         return None, "none", why
     return _framed_box([v * scale for v in bbox], max_pixels, scale), "mask", ""
