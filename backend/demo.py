@@ -29,16 +29,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from backend.core.checkpoint import DEFAULT_WEIGHTS
+from backend.core.config import (
+    add_dataclass_arguments,
+    arg,
+    dataclass_from_args,
+    non_negative_int,
+    positive_int,
+)
+from backend.protocol.client import ClientError, ReconClient, ServerUnavailable
+from backend.protocol.daemon_process import DaemonError, LocalDaemon
+from backend.protocol.messages import MESH_FORMATS
 from synth_render import r2n2
 from synth_render.atomic import atomic_write_text
 from synth_render.demo import DEMO_SEED, DemoData, Steps, build_demo_data, data_steps
 from synth_render.taxonomy import class_name, resolve_classes
-
-from .checkpoint import DEFAULT_WEIGHTS
-from .dataclass_args import add_dataclass_arguments, arg, dataclass_from_args
-from .protocol.client import ClientError, ReconClient, ServerUnavailable
-from .protocol.daemon_process import DaemonError, LocalDaemon
-from .protocol.messages import MESH_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +58,9 @@ class DemoConfig:
     out: Path = arg(Path("work/demo"), "folder for everything the demo writes")
     classes: str = arg("airplane,car,chair,lamp,sofa,table",
                        "comma-separated class names or synset ids ('all': the 13 classes)")
-    per_class: int = arg(2, "shapes per class")
-    views: int = arg(1, "rendered views (inputs) per shape and style")
-    size: int = arg(128, "input image size in pixels")
+    per_class: int = arg(2, "shapes per class", type=positive_int)
+    views: int = arg(1, "rendered views (inputs) per shape and style", type=positive_int)
+    size: int = arg(128, "input image size in pixels", type=positive_int)
     seed: int = arg(DEMO_SEED, "shape seed; >= 1000 keeps demo shapes out of the training "
                                "data (seeds < 1000)")
     styles: tuple[str, ...] = arg(INPUT_STYLES, "input render styles: photo (the stand-in for "
@@ -63,8 +68,9 @@ class DemoConfig:
                                                 "training renders; shows the domain gap)")
     checkpoint: Path = arg(DEFAULT_WEIGHTS, "weights the daemon serves")
     format: str = arg("glb", "mesh format of the written meshes")
-    workers: int = arg(2, "Blender render worker processes")
-    port: int = arg(0, "daemon port on 127.0.0.1 (0: pick a free one)")
+    workers: int = arg(2, "Blender render worker processes", flag="render_workers",
+                       aliases=("--workers",), type=positive_int)
+    port: int = arg(0, "daemon port on 127.0.0.1 (0: pick a free one)", type=non_negative_int)
     start_timeout: float = arg(120.0, "seconds to wait for the daemon to answer health")
     request_timeout: float = arg(60.0, "seconds per reconstruct request")
     addon: bool = arg(True, "build the Blender add-on zip (python -m blender_addon build)")
@@ -167,14 +173,14 @@ def find_inputs(data: DemoData, views: int) -> list[InputImage]:
     return inputs
 
 
-REFRAMINGS = ("fill95", "small35")  # a close-up and a wide shot (see backend.reframing)
+REFRAMINGS = ("fill95", "small35")  # a close-up and a wide shot (see backend.data.reframing)
 
 
 def reframed_inputs(inputs: list[InputImage], dest: Path, n: int, seed: int
                     ) -> list[InputImage]:
     """The first ``n`` photo-style inputs with object masks framed as a close-up and as a
     wide shot (composited through their mask into held-out background photos)."""
-    from .reframing import reframe
+    from backend.data.reframing import reframe
 
     out = []
     photos = [i for i in inputs if i.style == "photo"
@@ -267,7 +273,7 @@ def reconstruct_all(inputs: list[InputImage], endpoint: str, meshes: Path, fmt: 
 
 
 def _iou(probs: np.ndarray, voxel_file: Path, threshold: float) -> float | None:
-    from .metrics import voxel_iou
+    from backend.core.metrics import voxel_iou
 
     if not voxel_file.is_file():
         return None
@@ -279,8 +285,8 @@ def _iou(probs: np.ndarray, voxel_file: Path, threshold: float) -> float | None:
 
 
 def write_demo_gallery(results: list[Reconstruction], path: Path, workers: int) -> None:
-    """``gallery.png`` through :func:`backend.eval_gallery.write_gallery`."""
-    from .eval_gallery import GalleryRow, write_gallery
+    """``gallery.png`` through :func:`backend.evaluation.gallery.write_gallery`."""
+    from backend.evaluation.gallery import GalleryRow, write_gallery
 
     rows = []
     for r in results:

@@ -41,7 +41,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.checkpoint import DEFAULT_WEIGHTS  # noqa: E402
+from backend.core.checkpoint import DEFAULT_WEIGHTS  # noqa: E402
 from backend.protocol import ReconClient  # noqa: E402
 from backend.protocol.messages import decode_request, encode_request  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
@@ -79,7 +79,7 @@ def photo_jpeg(width: int = 1224, height: int = 816) -> bytes:
 def random_checkpoint(directory: Path) -> Path:
     import torch
 
-    from backend.checkpoint import ModelInfo, save_model
+    from backend.core.checkpoint import ModelInfo, save_model
     from backend.models import ModelConfig, Reconstructor
 
     torch.manual_seed(0)
@@ -155,7 +155,7 @@ def paired_latency(client, checkpoint: Path, image: bytes, n: int
                    ) -> tuple[list[float], list[float], list[float]]:
     """Over the wire and in-process, interleaved so the other jobs' load drifts through both
     equally: (wire ms, in-process ms, wire ms minus the daemon's own total_ms)."""
-    from backend.pipeline import Pipeline
+    from backend.serving.pipeline import Pipeline
 
     pipeline = Pipeline.load(checkpoint, threads=1)  # as the daemon
     wire, local, transit = [], [], []

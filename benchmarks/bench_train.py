@@ -3,8 +3,8 @@
     python benchmarks/bench_train.py [--batch 32] [--steps 5] [--threads 0] [--device auto]
         [--model-enc-channels 32 64 128 256 384 --model-vox-channels 128 64 32 ...]
 
-Training steps run the real :class:`backend.train.TrainingNet` forward/backward and Adam steps
-on random tensors (no data loading), per mode, so they measure the network alone. Inference is
+Training steps run the real :class:`~backend.training.losses.TrainingNet` forward/backward and Adam
+steps on random tensors (no data loading), per mode, so they measure the network alone. Inference is
 ``Reconstructor.predict`` at batch 1 and 32. The ``--model-*`` flags are ``train``'s (the
 architecture; default: ``ModelConfig``'s). Figures depend on the machine's load: run it on an
 idle machine for numbers to quote.
@@ -19,16 +19,13 @@ import time
 
 import torch
 
-from backend.dataclass_args import add_dataclass_arguments, dataclass_from_args
+from backend.core.config import add_dataclass_arguments, dataclass_from_args
+from backend.core.device import resolve_device
 from backend.models import ModelConfig, Reconstructor
-from backend.train import (
-    DERIVED_MODEL_FLAGS,
-    MODES,
-    TrainConfig,
-    TrainingNet,
-    build_optimizers,
-    resolve_device,
-)
+from backend.training.cli import DERIVED_MODEL_FLAGS
+from backend.training.config import MODES, TrainConfig
+from backend.training.losses import TrainingNet
+from backend.training.optim import build_optimizers
 
 log = logging.getLogger("bench_train")
 

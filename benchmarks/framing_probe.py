@@ -19,8 +19,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.pipeline import Pipeline  # noqa: E402
-from backend.preprocess import preprocess_framed  # noqa: E402
+from backend.core.preprocess import preprocess_framed  # noqa: E402
+from backend.serving.pipeline import Pipeline  # noqa: E402
 from synth_render import r2n2  # noqa: E402
 from synth_render.demo import build_demo_data  # noqa: E402
 from synth_render.taxonomy import ALL_SYNSETS  # noqa: E402

@@ -1,5 +1,5 @@
 """The re-framing table: the shipped weights on the photo-style test set framed as users frame
-photos, with and without automatic framing (see :mod:`backend.reframing` for the variants).
+photos, with and without automatic framing (see :mod:`backend.data.reframing` for the variants).
 
     .venv/bin/python benchmarks/reframing.py --data data/procedural --out work/reframing
 
@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.cli import main as backend_main  # noqa: E402
-from backend.reframing import build_reframed_trees  # noqa: E402
-from backend.splits import load_splits  # noqa: E402
+from backend.data.reframing import build_reframed_trees  # noqa: E402
+from backend.data.splits import load_splits  # noqa: E402
 from synth_render.taxonomy import SYNSET_TO_NAME  # noqa: E402
 
 

@@ -14,8 +14,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import synth_render.binvox
-from backend import data
-from backend.data import ImageOnlyDataset, Pix3DDataset, RenderVoxelDataset
+from backend.data import datasets as data
+from backend.data.datasets import ImageOnlyDataset, Pix3DDataset, RenderVoxelDataset
 from synth_render import r2n2, taxonomy
 from synth_render.binvox import write_binvox
 
@@ -73,7 +73,7 @@ def test_class_names_follow_the_taxonomy_order():
 
 def test_paired_items(r2n2_tree, caplog):
     renders, voxels, keys = r2n2_tree
-    with caplog.at_level(logging.WARNING, logger="backend.data"):
+    with caplog.at_level(logging.WARNING, logger="backend.data.datasets"):
         ds = RenderVoxelDataset(renders, voxels, keys)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "skipped 2 of 4" in warnings[0].getMessage()
@@ -192,7 +192,7 @@ def test_paste_over_puts_the_render_on_a_target_image(r2n2_tree, tmp_path):
 
 
 def test_alpha_mask_follows_the_preprocessing_geometry():
-    from backend.preprocess import alpha_mask, preprocess
+    from backend.core.preprocess import alpha_mask, preprocess
 
     rgba = np.zeros((40, 80, 4), np.uint8)
     rgba[10:30, 30:50] = (255, 0, 0, 255)  # a red box in a wide, transparent image

@@ -13,8 +13,8 @@ import trimesh
 from PIL import Image
 
 from backend import demo
-from backend.checkpoint import DEFAULT_WEIGHTS
 from backend.cli import main
+from backend.core.checkpoint import DEFAULT_WEIGHTS
 from synth_render import r2n2
 from synth_render.demo import DemoData
 

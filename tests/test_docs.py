@@ -11,7 +11,7 @@ import pytest
 import trimesh
 from PIL import Image, ImageDraw
 
-from backend.checkpoint import DEFAULT_WEIGHTS
+from backend.core.checkpoint import DEFAULT_WEIGHTS
 from backend.demo import running_daemon
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from backend import eval_gallery, reports
-from backend import evaluate as ev
-from backend.eval_gallery import GALLERY_TILE
-from backend.splits import Splits, save_splits
+from backend.data.splits import Splits, save_splits
+from backend.evaluation import evaluate as ev
+from backend.evaluation import gallery as eval_gallery
+from backend.evaluation import reports
+from backend.evaluation.gallery import GALLERY_TILE
 from synth_render import r2n2
 from synth_render.binvox import Voxels
 from synth_render.taxonomy import ALL_SYNSETS
@@ -118,7 +119,7 @@ class TableModel(nn.Module):
 
 
 class ListDataset(torch.utils.data.Dataset):
-    """Items given directly (no files): the shape of backend.data's items."""
+    """Items given directly (no files): the shape of backend.data.datasets's items."""
 
     def __init__(self, items):
         self.items = items
@@ -212,7 +213,7 @@ def test_list_models_needs_renders_and_voxels(r2n2_tree):
 
 
 def _run(tmp_path, r2n2_tree, **kw):
-    from backend.data import RenderVoxelDataset
+    from backend.data.datasets import RenderVoxelDataset
 
     renders, voxels = r2n2_tree
     cfg = ev.EvalConfig(out=tmp_path / "eval", renders=renders, voxels=voxels, gallery=0,
@@ -344,7 +345,7 @@ def test_select_gallery_is_deterministic_and_bounded():
 
 @pytest.mark.blender
 def test_gallery_png_is_rendered(tmp_path, r2n2_tree):
-    from backend.data import RenderVoxelDataset
+    from backend.data.datasets import RenderVoxelDataset
 
     renders, voxels = r2n2_tree
     dataset = RenderVoxelDataset(renders, voxels, MODELS, size=32)
@@ -363,7 +364,7 @@ def test_gallery_png_is_rendered(tmp_path, r2n2_tree):
 
 def test_run_eval_with_a_real_checkpoint(tmp_path, r2n2_tree):
     """The real load_model + Reconstructor.predict path (random weights: figures in range)."""
-    from backend.checkpoint import ModelInfo, save_model
+    from backend.core.checkpoint import ModelInfo, save_model
     from backend.models import ModelConfig, Reconstructor
 
     torch.manual_seed(0)
@@ -402,7 +403,7 @@ def test_run_eval_unreadable_checkpoint_is_a_clear_error(tmp_path, r2n2_tree, ca
 def test_run_eval_scores_a_64_cubed_model_against_64_cubed_grids(tmp_path, r2n2_tree):
     """Ground truth is read at the model's resolution: 32³ grids of the same tree would be
     skipped, 64³ ones are scored."""
-    from backend.checkpoint import ModelInfo, save_model
+    from backend.core.checkpoint import ModelInfo, save_model
     from backend.models import ModelConfig, Reconstructor
 
     renders, voxels = r2n2_tree

@@ -14,16 +14,16 @@ import pytest
 import torch
 from PIL import Image
 
-from backend import foreground_data as fd
-from backend.foreground import (
+from backend.core.foreground import (
     FOREGROUND_FORMAT,
     ForegroundSegmenter,
     load_foreground,
     save_foreground,
 )
+from backend.core.preprocess import MASK_SIZE, foreground_box, preprocess_framed
+from backend.data import foreground as fd
 from backend.models.foreground import ForegroundConfig, ForegroundNet
-from backend.preprocess import MASK_SIZE, foreground_box, preprocess_framed
-from backend.train_foreground import ForegroundTrainConfig, loss_fn, mask_iou, train_foreground
+from backend.training.foreground import ForegroundTrainConfig, loss_fn, mask_iou, train_foreground
 
 
 def _box_rgba(size: int = 64, box=(20, 16, 44, 48)) -> np.ndarray:
@@ -214,7 +214,7 @@ def test_the_found_box_is_in_full_resolution_pixels():
 
 @pytest.mark.parametrize("variant", ["composited", "fill95", "small35", "offcentre15"])
 def test_reframing_puts_the_object_at_the_stated_framing_at_native_resolution(variant):
-    from backend.reframing import reframe
+    from backend.data.reframing import reframe
 
     photo = np.full((64, 64, 3), 40, np.uint8)
     photo[12:52, 22:42] = (230, 40, 40)  # a red object 40 px tall, 20 wide
@@ -244,7 +244,7 @@ def test_reframing_puts_the_object_at_the_stated_framing_at_native_resolution(va
 
 
 def test_reframed_trees_keep_the_index_and_skip_models_without_masks(tmp_path):
-    from backend.reframing import build_reframed_trees
+    from backend.data.reframing import build_reframed_trees
     from synth_render import r2n2
 
     src = tmp_path / "renders_photo"
@@ -270,7 +270,7 @@ def test_reframed_trees_keep_the_index_and_skip_models_without_masks(tmp_path):
 
 
 def test_eval_foreground_scores_a_perfect_model_one_and_a_blind_one_zero(tmp_path):
-    from backend.eval_foreground import box_iou, evaluate_foreground
+    from backend.evaluation.foreground import box_iou, evaluate_foreground
     from synth_render import r2n2
 
     root = tmp_path / "renders_photo"

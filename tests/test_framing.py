@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.preprocess import (
+from backend.core.preprocess import (
     MASK_SIZE,
     OBJECT_FRACTION,
     preprocess,

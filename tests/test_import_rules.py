@@ -77,3 +77,68 @@ def test_cli_help_lists_every_command():
                          text=True, check=True, cwd=ROOT)
     for command in ("shapes", "render", "voxelize", "demo"):
         assert command in out.stdout
+
+
+# The backend's stages and what each may import of the others (models/ and protocol/ are
+# open to every stage; the CLI and the demo at the top may import anything).
+STAGE_IMPORTS = {
+    "core": {"core", "models", "protocol"},
+    "data": {"core", "data", "models"},
+    "training": {"core", "data", "training", "models"},
+    "evaluation": {"core", "data", "evaluation", "models"},
+    "serving": {"core", "serving", "models", "protocol"},
+    "models": {"models"},
+    "protocol": {"protocol"},
+}
+
+
+def _backend_imports(path: Path) -> set[str]:
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]  # ("backend", "<stage>")
+    return _stages_imported(path.read_text(), package)
+
+
+def _stages_imported(source: str, package: tuple[str, ...]) -> set[str]:
+    """The ``backend.<stage>`` packages a module of ``package`` imports, relative imports
+    resolved, lazy (function-level) imports included."""
+    stages = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else ()
+            module = ".".join((*base, node.module or "")).strip(".")
+            modules = [module, *(f"{module}.{a.name}" for a in node.names)]
+        else:
+            continue
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] == "backend" and len(parts) > 1:
+                stages.add(parts[1])
+    return stages
+
+
+def test_each_backend_stage_imports_only_what_comes_before_it():
+    """core <- data <- training; core, data <- evaluation; core <- serving (the daemon never
+    loads training or evaluation code); every module of backend/ belongs to a stage."""
+    top_level = {"__init__", "__main__", "cli", "demo"}
+    offenders = []
+    for path in _sources("backend"):
+        rel = path.relative_to(ROOT / "backend")
+        if len(rel.parts) == 1:
+            assert rel.stem in top_level, f"backend/{rel} belongs in a stage's package"
+            continue
+        stage = rel.parts[0]
+        assert stage in STAGE_IMPORTS, f"backend/{stage}/ is not a known stage"
+        bad = _backend_imports(path) - STAGE_IMPORTS[stage]
+        if bad:
+            offenders.append(f"backend/{rel} imports backend.{sorted(bad)}")
+    assert offenders == []
+
+
+def test_the_stage_rule_sees_relative_and_lazy_imports():
+    """The checker itself: lazy, relative and ``from backend import`` forms are all seen."""
+    source = ("import backend.core.device\n"
+              "def f():\n    from ..training import train\n    from . import batching\n"
+              "    from backend import data\n")
+    assert _stages_imported(source, ("backend", "serving")) == {"core", "training", "serving",
+                                                                 "data"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend import meshing, metrics
+from backend.core import meshing, metrics
 from synth_render.voxelize import voxelize_mesh
 
 # --------------------------------------------------------------------------- IoU and AP

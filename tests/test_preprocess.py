@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-import backend.preprocess as preprocess_module
-from backend.preprocess import (
+import backend.core.preprocess as preprocess_module
+from backend.core.preprocess import (
     IMAGE_SIZE,
     MAX_ASPECT,
     ImageError,
@@ -260,7 +260,7 @@ def test_to_uint8_inverts_the_normalization():
 
 
 def test_preprocessing_does_not_load_torch():
-    code = "import sys, backend.preprocess; print('torch' in sys.modules)"
+    code = "import sys, backend.core.preprocess; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

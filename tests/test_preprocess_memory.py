@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.preprocess import MAX_ASPECT, MAX_PIXELS, MEMORY_BUDGET_MB
+from backend.core.preprocess import MAX_ASPECT, MAX_PIXELS, MEMORY_BUDGET_MB
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_MB = 32  # refused or small images: no large buffer at all
@@ -43,7 +43,7 @@ def maxrss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB
 
 import numpy as np
-from backend.preprocess import ImageError, preprocess
+from backend.core.preprocess import ImageError, preprocess
 
 path, crop = sys.argv[1], json.loads(sys.argv[2])
 source = np.load(path) if path.endswith(".npy") else open(path, "rb").read()

@@ -33,7 +33,8 @@ azimuths ``(90 - a) mod 360``), which a reader and a writer could get wrong in m
 - Exactness: the same shapes voxelized with ``fill="flood"`` (the fill of the code before the
   change) give, image by image, the IoU, class, predicted view and view errors that the code
   before the change gave in its own layout (:data:`PRE_CHANGE_RECORDS`, measured with commit
-  294bd5a on 2026-12-01). They come from the shipped weights, so new weights re-base them
+  294bd5a on 2026-12-01; photo-style predictions only on that CPU type, see
+  :data:`CPU_DEPENDENT_IMAGES`). They come from the shipped weights, so new weights re-base them
   too (render + ``voxelize --fill flood`` + eval with this file's parameters; copy the
   per-image records of ``report.json``).
 - Orientation: on the synthetic renders, each prediction overlaps the ground truth (read with
@@ -53,8 +54,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend import metrics
 from backend.cli import main as backend_main
+from backend.core import metrics
 from synth_render import binvox, r2n2
 from synth_render.config import RenderConfig, ShapesConfig, VoxelizeConfig
 from synth_render.procedural import run_shapes
@@ -262,10 +263,21 @@ def _record_mismatches(style: str, report: dict) -> list[str]:
     return sorted(problems)
 
 
+# Cycles (path tracing, then the denoiser) is not bit-identical across CPU instruction sets:
+# the photo-style records were measured on an AMD EPYC (AVX2); on an Intel Xeon (AVX-512) the
+# same commit gives 2 of the 13 photos a different prediction (the cabinet's IoU 0.452 -> 0.444,
+# the sofa's 0.370 -> 0.257, their azimuths 15-27 degrees apart), every ground-truth field and
+# the other 11 images unchanged. Workbench (the synthetic style) is exact on both.
+CPU_DEPENDENT_IMAGES = {"synthetic": 0, "photo": 2}
+
+
 @pytest.mark.parametrize("style", STYLES)
 def test_eval_matches_the_pre_change_code(flood_reports, style):
     problems = _record_mismatches(style, flood_reports[style])
-    assert not problems, "\n".join(problems)
+    exact = [p for p in problems if p.split(": ")[1].split(" ")[0] not in PREDICTED]
+    assert not exact, "\n".join(exact)
+    images = {p.split(": ")[0] for p in problems if p not in exact}
+    assert len(images) <= CPU_DEPENDENT_IMAGES[style], "\n".join(problems)
 
 
 def _synthetic_predictions(trees) -> tuple[list[str], np.ndarray, float]:
@@ -273,9 +285,9 @@ def _synthetic_predictions(trees) -> tuple[list[str], np.ndarray, float]:
     through the data set, batching and ``predict`` that ``backend eval`` uses."""
     import torch
 
-    from backend.checkpoint import load_model
-    from backend.eval_gallery import as_array, collate
-    from backend.evaluate import EvalConfig, _voxel_res, load_eval_dataset
+    from backend.core.checkpoint import load_model
+    from backend.evaluation.evaluate import EvalConfig, _voxel_res, load_eval_dataset
+    from backend.evaluation.gallery import as_array, collate
 
     model, info = load_model(None, "cpu")
     cfg = EvalConfig(out=trees["root"] / "unused", renders=trees["renders_synthetic"],
@@ -319,15 +331,15 @@ def test_predictions_face_the_ground_truth(trees):
 # --------------------------------------------------------------------------- foreground model
 
 # The shipped foreground model (backend/weights/foreground.pt) on the 13 held-out photo-style
-# renders above and their object masks (class means; see backend.eval_foreground). Measured
+# renders above and their object masks (class means; see backend.evaluation.foreground). Measured
 # on 2026-12-02 when it shipped (6 000 steps); re-base only when a new foreground model ships.
 FOREGROUND_BASELINE = {"mask_iou": 0.6502, "box_iou": 0.7123}
 FOREGROUND_MARGIN = 0.03
 
 
 def test_the_shipped_foreground_model_finds_the_held_out_objects(trees):
-    from backend.eval_foreground import evaluate_foreground
-    from backend.foreground import load_foreground
+    from backend.core.foreground import load_foreground
+    from backend.evaluation.foreground import evaluate_foreground
 
     keys = [f"{m.parent.name}/{m.name}" for m in trees["renders_photo"].glob("*/*")
             if m.is_dir()]

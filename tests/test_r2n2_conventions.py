@@ -171,7 +171,7 @@ def test_an_old_tree_is_refused_with_the_conversion_command(tmp_path):
                        (tmp_path / "renders_synthetic", r2n2.RENDERS)):
         with pytest.raises(r2n2.TreeConventionError, match="convert-r2n2"):
             r2n2.tree_conventions(tree, kind)
-    from backend.data import RenderVoxelDataset
+    from backend.data.datasets import RenderVoxelDataset
 
     with pytest.raises(ValueError, match="convert-r2n2"):
         RenderVoxelDataset(tmp_path / "renders_synthetic", tmp_path / "voxels", ["/".join(KEY)])
@@ -334,7 +334,7 @@ def test_a_torn_journal_line_and_an_unreadable_file_do_not_stop_a_conversion(tmp
 
 
 def test_a_rebuild_of_a_converted_data_set_keeps_its_fill(tmp_path):
-    from backend.build_data import _voxel_fill
+    from backend.data.build import _voxel_fill
 
     _old_tree(tmp_path)
     assert _voxel_fill(tmp_path / "voxels") == "carve"  # unmarked (refused later anyway)

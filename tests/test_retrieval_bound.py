@@ -8,9 +8,9 @@ import logging
 import numpy as np
 import pytest
 
-from backend import retrieval_bound as rb
 from backend.cli import main
-from backend.splits import Splits, save_splits
+from backend.data.splits import Splits, save_splits
+from backend.evaluation import bound as rb
 from synth_render import binvox, r2n2
 
 CHAIR, TABLE = "03001627", "04379243"

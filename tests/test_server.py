@@ -24,10 +24,8 @@ import trimesh
 import zmq
 from PIL import Image
 
-from backend import workers
-from backend.checkpoint import ModelInfo, save_model
+from backend.core.checkpoint import ModelInfo, save_model
 from backend.models import ModelConfig, Reconstructor
-from backend.pipeline import Pipeline
 from backend.protocol import (
     ERROR_CODES,
     CurveKeys,
@@ -37,7 +35,9 @@ from backend.protocol import (
     ServerUnavailable,
 )
 from backend.protocol import messages as m
-from backend.server import Server, ServerConfig, is_loopback, write_keys
+from backend.serving import workers
+from backend.serving.pipeline import Pipeline
+from backend.serving.server import Server, ServerConfig, is_loopback, write_keys
 from synth_render.taxonomy import ALL_SYNSETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -408,8 +408,8 @@ class OutOfMemoryOnce(SlowPipeline):
 
 @pytest.mark.timeout(60)
 def test_unexpected_errors_fail_one_request_and_the_daemon_keeps_serving(pipeline, monkeypatch):
-    import backend.server
-    real, batches = backend.server.compute_batch, []
+    import backend.serving.server
+    real, batches = backend.serving.server.compute_batch, []
 
     def fail_second_batch(pipe, requests, waited):
         batches.append(len(requests))
@@ -417,7 +417,7 @@ def test_unexpected_errors_fail_one_request_and_the_daemon_keeps_serving(pipelin
             raise RuntimeError("simulated")
         return real(pipe, requests, waited)
 
-    monkeypatch.setattr(backend.server, "compute_batch", fail_second_batch)
+    monkeypatch.setattr(backend.serving.server, "compute_batch", fail_second_batch)
     srv = _start(OutOfMemoryOnce(pipeline), max_batch=1)
     try:
         with ReconClient(srv.endpoint, timeout_s=20, retries=0) as c:
@@ -466,7 +466,7 @@ def test_full_queue_answers_busy(pipeline):
 
 
 def test_a_retry_supersedes_its_queued_earlier_attempt():
-    from backend.batching import Job, JobQueue
+    from backend.serving.batching import Job, JobQueue
 
     def job(rid, scope="c:me"):
         return Job(m.decode_request(m.encode_request("reconstruct", rid, [_jpeg()])), [b"p"],
@@ -954,7 +954,7 @@ def test_a_stopped_worker_gets_no_work_and_is_replaced(checkpoint, monkeypatch):
 
 
 def test_malloc_tuning_is_a_safe_no_op_where_it_does_not_apply():
-    from backend import malloc
+    from backend.serving import malloc
 
     assert malloc.limit_arenas(0) is False  # 0: glibc's default, untouched
     malloc.trim()  # returns free heap; never raises

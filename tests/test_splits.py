@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend import splits as S
+from backend.data import splits as S
 from synth_render.procedural import model_id
 from synth_render.shards import asset_split
 from synth_render.taxonomy import ALL_SYNSETS
@@ -51,7 +51,7 @@ def test_round_trip_and_errors(tmp_path):
 def test_a_dataset_rebuilt_with_more_shapes_splits_the_new_ones(tmp_path):
     """``backend dataset --per-class`` raised on an existing folder: the stored split file
     grows, shapes already split stay put, and a file made by other rules is refused."""
-    from backend.build_data import _updated_splits
+    from backend.data.build import _updated_splits
 
     path = tmp_path / "splits.json"
     first = [f"{ALL_SYNSETS[0]}/{model_id(0, ALL_SYNSETS[0], i)}" for i in range(40)]

@@ -1,8 +1,8 @@
 """The networks, the trainer and its checkpoints, on a tiny data set generated on the fly.
 
 The data set has the real layout (R2N2 renders + binvox voxels + splits.json) and goes through
-the real loaders (:mod:`backend.data`); shapes are boxes whose silhouettes are the images, so
-a tiny network can overfit them in a few dozen steps.
+the real loaders (:mod:`backend.data.datasets`); shapes are boxes whose silhouettes are the images,
+so a tiny network can overfit them in a few dozen steps.
 """
 
 from __future__ import annotations
@@ -21,21 +21,17 @@ import pytest
 import torch
 from PIL import Image
 
-from backend import checkpoint as ckpt_mod
-from backend.checkpoint import load_model
-from backend.dataclass_args import dataclass_from_args
+from backend.core import checkpoint as ckpt_mod
+from backend.core.checkpoint import load_model
+from backend.core.config import dataclass_from_args
+from backend.data.splits import Splits, save_splits
 from backend.models import ModelConfig, Reconstructor, degrees_to_vector, vector_to_degrees
-from backend.splits import Splits, save_splits
-from backend.train import (
-    MODES,
-    StepBatchSampler,
-    TrainConfig,
-    add_train_arguments,
-    build_datasets,
-    make_loader,
-    resolve_resume,
-    train,
-)
+from backend.training.cli import add_train_arguments
+from backend.training.config import MODES, TrainConfig
+from backend.training.sampler import StepBatchSampler
+from backend.training.state import resolve_resume
+from backend.training.streams import build_datasets, make_loader
+from backend.training.train import train
 from synth_render import binvox, r2n2
 from synth_render.taxonomy import ALL_SYNSETS
 
@@ -246,7 +242,7 @@ def test_augmented_batches_are_a_function_of_seed_step_and_rank(tiny_data, tmp_p
     """Augmentation and cut-paste draws ride on the sampler's indices: a loader started at
     step k (in this process or in a worker) gives the images an uninterrupted one gives at k,
     and loading leaves the global RNG alone."""
-    from backend.data import SeededIndex
+    from backend.data.datasets import SeededIndex
 
     cfg = tiny_config(tiny_data, tmp_path, "unsupervised", 10, "--augment", "--paste-p", "1")
     sets = build_datasets(cfg)
@@ -374,7 +370,7 @@ def _copy_run(run: dict, runs: Path, name: str) -> TrainConfig:
 def test_resuming_with_other_steps_says_the_schedule_changes(source_only_run, tmp_path, caplog):
     saved = _copy_run(source_only_run, tmp_path / "runs", "longer")
     cfg = dataclasses.replace(saved, runs=tmp_path / "runs", name="longer", steps=60, resume=True)
-    with caplog.at_level("WARNING", logger="backend.train"):
+    with caplog.at_level("WARNING", logger="backend.training.state"):
         resumed, ckpt = resolve_resume(cfg)
     assert resumed.steps == 60 and int(ckpt["step"]) == 30
     assert "--steps 60 differs from the checkpoint's 30" in caplog.text
@@ -386,7 +382,7 @@ def test_resume_without_data_flags_keeps_the_runs_data(source_only_run, tmp_path
     resumed, _ = resolve_resume(TrainConfig(runs=tmp_path / "runs", name="moved", resume=True))
     assert resumed.data == trained_on and resumed.target_images is None
     # given and different (the data set moved): used, with a warning naming both
-    with caplog.at_level("WARNING", logger="backend.train"):
+    with caplog.at_level("WARNING", logger="backend.training.state"):
         resumed, _ = resolve_resume(TrainConfig(runs=tmp_path / "runs", name="moved",
                                                 resume=True, data=tmp_path / "elsewhere"))
     assert resumed.data == tmp_path / "elsewhere"
@@ -395,8 +391,8 @@ def test_resume_without_data_flags_keeps_the_runs_data(source_only_run, tmp_path
 
 def test_average_of_snapshots_is_the_mean_model_with_its_own_threshold(source_only_run,
                                                                         tiny_data, tmp_path):
-    from backend.checkpoint import save_model
     from backend.cli import main as backend_main
+    from backend.core.checkpoint import save_model
 
     last = Path(source_only_run["run_dir"]) / "model.pt"
     model, info = load_model(last)
@@ -427,7 +423,9 @@ def test_average_of_snapshots_is_the_mean_model_with_its_own_threshold(source_on
 def test_a_run_without_loss_scaling_resumes_with_it(source_only_run, tmp_path):
     """A checkpoint saved with the scaler off (CPU, --no-amp) holds an empty scaler state;
     a resumed run with fp16 loss scaling on starts its scaler afresh instead of failing."""
-    from backend.train import TrainingNet, build_optimizers, restore_training_state
+    from backend.training.losses import TrainingNet
+    from backend.training.optim import build_optimizers
+    from backend.training.state import restore_training_state
 
     ckpt = torch.load(Path(source_only_run["run_dir"]) / "checkpoint.pt", weights_only=True)
     assert ckpt["scaler"] == {}
@@ -448,14 +446,14 @@ def test_a_run_without_loss_scaling_resumes_with_it(source_only_run, tmp_path):
 
 
 def test_cuda_means_this_processs_gpu(monkeypatch):
-    from backend import train as train_module
+    from backend.core import device as device_module
 
     chosen = []
-    monkeypatch.setattr(train_module.torch.cuda, "set_device", chosen.append)
-    assert str(train_module.resolve_device("cuda", 1)) == "cuda:1"
-    assert str(train_module.resolve_device("cuda:0", 1)) == "cuda:0"
+    monkeypatch.setattr(device_module.torch.cuda, "set_device", chosen.append)
+    assert str(device_module.resolve_device("cuda", 1)) == "cuda:1"
+    assert str(device_module.resolve_device("cuda:0", 1)) == "cuda:0"
     assert [str(d) for d in chosen] == ["cuda:1", "cuda:0"]
-    assert str(train_module.resolve_device("cpu", 1)) == "cpu"
+    assert str(device_module.resolve_device("cpu", 1)) == "cpu"
 
 
 @pytest.mark.parametrize("flag", ["--log-every", "--eval-every", "--checkpoint-every",
@@ -482,7 +480,7 @@ def test_unreadable_target_photos_are_skipped(tiny_data, tmp_path, caplog):
                       str(photos))
     target = build_datasets(cfg)["target"]
     assert [p.name for p in target.files] == ["photo0.jpg", "photo1.jpg", "photo2.jpg"]
-    with caplog.at_level("WARNING", logger="backend.data"):
+    with caplog.at_level("WARNING", logger="backend.data.datasets"):
         items = [target[i] for i in range(3)]
         again = target[1]
     assert [Path(it["path"]).name for it in items] == ["photo0.jpg", "photo2.jpg", "photo2.jpg"]
@@ -535,7 +533,7 @@ def test_resume_after_kill_9_continues_exactly(tiny_data, tmp_path):
                        workers=1)
     flags += ["--checkpoint-every", str(every)]
     run_dir = tmp_path / "killed" / "unsupervised"
-    proc = subprocess.Popen([sys.executable, "-m", "backend.train", *flags], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "backend.training", *flags], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -553,7 +551,7 @@ def test_resume_after_kill_9_continues_exactly(tiny_data, tmp_path):
     saved = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert 0 < saved["step"] < steps
 
-    subprocess.run([sys.executable, "-m", "backend.train", *flags, "--resume"], cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "backend.training", *flags, "--resume"], cwd=ROOT,
                    check=True, capture_output=True, timeout=300)
     records = [r for r in read_log(run_dir) if r["kind"] == "train"]
     assert [r["step"] for r in records] == list(range(1, steps + 1))
@@ -608,7 +606,7 @@ def test_fine_tuning_with_framing_starts_from_the_weights_and_frames_every_strea
     """``--init`` starts from a model.pt (its architecture and threshold); ``--framing``
     frames source renders by alpha (jittered) and target photos by the foreground model's
     cached squares, and the model records that it was trained framed."""
-    from backend.foreground import save_foreground
+    from backend.core.foreground import save_foreground
     from backend.models.foreground import ForegroundConfig, ForegroundNet
 
     fg = tmp_path / "fg.pt"

@@ -1,0 +1,2 @@
+"""The serving stage: request -> preprocessing -> batched forward pass -> meshes, the ZeroMQ
+daemon with its job queue and worker processes, and ``backend reconstruct``."""
