@@ -449,7 +449,7 @@ def test_cuda_means_this_processs_gpu(monkeypatch):
     from backend.core import device as device_module
 
     chosen = []
-    monkeypatch.setattr(device_module.torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
     assert str(device_module.resolve_device("cuda", 1)) == "cuda:1"
     assert str(device_module.resolve_device("cuda:0", 1)) == "cuda:0"
     assert [str(d) for d in chosen] == ["cuda:1", "cuda:0"]
