@@ -120,7 +120,7 @@ def _stages_imported(source: str, package: tuple[str, ...]) -> set[str]:
 def test_each_backend_stage_imports_only_what_comes_before_it():
     """core <- data <- training; core, data <- evaluation; core <- serving (the daemon never
     loads training or evaluation code); every module of backend/ belongs to a stage."""
-    top_level = {"__init__", "__main__", "cli", "demo"}
+    top_level = {"__init__", "__main__", "cli", "demo", "train"}  # train: an old -m alias
     offenders = []
     for path in _sources("backend"):
         rel = path.relative_to(ROOT / "backend")
@@ -142,3 +142,24 @@ def test_the_stage_rule_sees_relative_and_lazy_imports():
               "    from backend import data\n")
     assert _stages_imported(source, ("backend", "serving")) == {"core", "training", "serving",
                                                                  "data"}
+
+
+def test_the_architecture_page_and_the_readme_follow_the_tree():
+    """docs/architecture.md names every module of every backend stage in that stage's row,
+    every backend path it names exists, and the README's package table names every stage."""
+    import re
+
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `backend/(\w+)/` \| (.*)$", doc,
+                                                        re.M)}
+    for stage in STAGE_IMPORTS:
+        assert stage in rows, f"docs/architecture.md has no row for backend/{stage}/"
+        for path in sorted((ROOT / "backend" / stage).glob("*.py")):
+            if path.stem != "__init__" and stage not in ("models",):
+                assert f"`{path.name}`" in rows[stage], f"backend/{stage}/{path.name} unnamed"
+    for path in set(re.findall(r"`(backend/[\w/]+(?:\.\w+)?)`", doc)):
+        assert (ROOT / path).exists(), f"docs/architecture.md names {path}, which is not there"
+    readme = (ROOT / "README.md").read_text()
+    table = next(line for line in readme.splitlines() if line.startswith("| `backend` |"))
+    for stage in STAGE_IMPORTS:
+        assert f"`{stage}`" in table, f"README's package table does not name backend/{stage}"

@@ -46,6 +46,9 @@ def test_the_shipped_recipe_resolves_to_the_shipped_weights_training():
     snapshots = [s for s in range(last.snapshot_from, last.steps + 1, last.snapshot_every)
                  if s >= recipe.average_from]
     assert snapshots == info["metrics"]["averaged_steps"]
+    # The file names its recipe and carries the last stage's full config.
+    assert info["training"]["recipe"] == "shipped"
+    assert info["training"]["config"] == last.to_dict()
 
 
 def test_every_shipped_recipe_loads():
@@ -128,5 +131,5 @@ def test_a_bare_train_says_what_it_trains_instead(tiny_data, tmp_path, caplog):
                              "--mode", "source-only", "--steps", "1", "--batch-size", "2",
                              "--model-enc-channels", "8", "8", "16", "16", "16",
                              "--model-vox-channels", "16", "8", "8", "--model-latent-dim",
-                             "16", "--threads", "1", "--num-workers", "0"]) == 0
+                             "16", "--threads", "1", "--loader-workers", "0"]) == 0
     assert "not a recipe" in caplog.text and "--config shipped" in caplog.text
