@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train import make_tiny_dataset
 
 from backend.cli import main as backend_main
 from backend.core.checkpoint import DEFAULT_WEIGHTS, load_model
 from backend.models import ModelConfig
 from backend.training.recipes import available_recipes, load_recipe
 from synth_render.taxonomy import ALL_SYNSETS
-from test_train import make_tiny_dataset
 
 
 @pytest.fixture(scope="module")

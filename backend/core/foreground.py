@@ -78,8 +78,9 @@ def load_segmenter(choice: str | None = "shipped") -> ForegroundSegmenter | None
     ``"none"`` (no model: opaque photos are used whole) or a path.
 
     Serving and the CLI default to ``"none"`` for now: with today's shipped models, mask framing
-    costs more on photos framed like the renders than it gains on others (docs/framing.md); evaluation with ``--autocrop`` and training with ``--framing`` default to the
-    shipped model."""
+    costs more on photos framed like the renders than it gains on others (docs/framing.md);
+    evaluation with ``--autocrop`` and training with ``--framing`` default to the shipped
+    model."""
     if choice in (None, "none"):
         return None
     if choice == "shipped" and not DEFAULT_FOREGROUND.is_file():
