@@ -34,23 +34,40 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         return 2
 
 
+def _parsed(text: str, kind: type, name: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
     """argparse ``type`` for counts and sizes: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    value = _parsed(text, int, "an integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse ``type`` for counts where 0 means "none" or "off"."""
+    value = _parsed(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """argparse ``type`` for durations and limits: a finite number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _parsed(text, float, "a number")
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse ``type`` for durations where 0 means "none": a finite number of 0 or more."""
+    value = _parsed(text, float, "a number")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value

@@ -15,7 +15,12 @@ import copy
 import typing
 from dataclasses import MISSING, field, fields, is_dataclass
 
-from synth_render.commands import positive_float, positive_int
+from synth_render.commands import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["arg", "add_dataclass_arguments", "dataclass_from_args", "non_negative_int",
            "non_negative_float", "positive_float", "positive_int"]
@@ -41,28 +46,6 @@ def arg(default=MISSING, help: str = " ", *, flag: str | None = None,
     return field(default=default, metadata=meta)
 
 
-def non_negative_int(text: str) -> int:
-    """argparse ``type`` for counts where 0 means "none" or "off"."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse ``type`` for durations where 0 means "none"."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "",
                             skip: tuple[str, ...] = (),
                             choices: dict[str, list] | None = None) -> None:
@@ -85,11 +68,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, prefix: str = 
                 groups[meta["exclusive"]] = parser.add_mutually_exclusive_group()
             target = groups[meta["exclusive"]]
         names, kwargs = _flag_spec(f, tp, dest, meta, prefix)
-        if kwargs.get("type") is None and "action" not in kwargs:
-            kwargs.pop("type", None)
-        kwargs["choices"] = (choices or {}).get(dest, meta.get("choices"))
-        if kwargs["choices"] is None or "action" in kwargs:
-            kwargs.pop("choices")
+        chosen = (choices or {}).get(dest, meta.get("choices"))
+        if chosen is not None:
+            kwargs["choices"] = chosen
         target.add_argument(*names, **kwargs)
 
 
@@ -105,13 +86,10 @@ def _flag_spec(f, tp, dest: str, meta, prefix: str) -> tuple[list[str], dict]:
         kwargs["default"] = f.default_factory()
     else:
         required = True
-    args = typing.get_args(tp)
-    if type(None) in args:  # ``X | None``: a flag of type X whose default may be None
-        (tp,) = [a for a in args if a is not type(None)]
-        args = typing.get_args(tp)
+    tp = _unoptional(tp)  # ``X | None``: a flag of type X whose default may be None
     if typing.get_origin(tp) in (tuple, list):
         kwargs["nargs"] = "+"
-        tp = args[0]
+        tp = typing.get_args(tp)[0]
     if tp is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
@@ -146,6 +124,7 @@ def dataclass_from_args(cls, args: argparse.Namespace, prefix: str = ""):
 
 
 def _unoptional(tp):
+    """``X`` for ``X | None``, else ``tp`` itself."""
     args = typing.get_args(tp)
     if type(None) in args:
         (tp,) = [a for a in args if a is not type(None)]
