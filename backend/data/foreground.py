@@ -46,6 +46,7 @@ OVERFLOW_P = 0.1  # share of placed objects larger than the frame
 SCALE_RANGE = (0.2, 1.0)  # the placed object's longer side, in frames
 OVERFLOW_RANGE = (1.0, 1.4)
 WINDOW_RANGE = (0.4, 1.0)  # in-context windows, in frames of the photo
+ASPECT_RANGE = (0.56, 1.0)  # shorter over longer side of the photos reaspect() imitates (9:16)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,38 @@ def compose(view: ObjectView | None, rng: np.random.Generator, size: int = 128,
     if in_context and rng.random() < IN_CONTEXT_P:
         return _window(rgb, mask, rng, size)
     return _placed(rgb, mask, box, rng, size, split)
+
+
+def sample(photo: list[ObjectView], synthetic: list[ObjectView], index: int, seed: int,
+           photo_share: float, size: int = 128, split: str = "train"
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Training image ``index`` of the run seeded ``seed``: a function of those two alone (so
+    any process can make any sample and a cache of them can be resumed): a view drawn from
+    ``photo`` (with probability ``photo_share``) or ``synthetic``, then :func:`compose`."""
+    rng = np.random.default_rng([seed, 3, index])
+    pool = photo if rng.random() < photo_share else synthetic
+    return compose(pool[int(rng.integers(len(pool)))], rng, size, split)
+
+
+def reaspect(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+             shortest: float = ASPECT_RANGE[0]) -> tuple[np.ndarray, np.ndarray]:
+    """The square sample as a photo of another aspect ratio is seen by the segmenter: one side
+    cropped to ``shortest``-100 % of it, then padded back to a square by edge replication
+    (as :func:`backend.core.preprocess._mask_view` pads photos), the mask with background."""
+    size = image.shape[0]
+    keep = int(round(size * rng.uniform(shortest, 1.0)))
+    if keep >= size:
+        return image, mask
+    start = int(rng.integers(0, size - keep + 1))
+    before = (size - keep) // 2
+    pad = ((before, size - keep - before), (0, 0))
+    if rng.random() < 0.5:  # a landscape photo: rows cropped
+        img, m = image[start:start + keep], mask[start:start + keep]
+    else:  # portrait: columns
+        img, m = image[:, start:start + keep], mask[:, start:start + keep]
+        pad = pad[::-1]
+    return (np.pad(img, (*pad, (0, 0)), mode="edge"),
+            np.pad(m, pad, mode="constant"))
 
 
 def _empty(rng: np.random.Generator, size: int, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -3,8 +3,10 @@
 For every view with an object mask (``rendering/masks/NN.png``: the photo style's object
 pass, or a re-framed tree's placed mask) under an R2N2-layout tree:
 
-- **mask IoU**: the model's mask (probability >= 0.5, the whole image seen at ``MASK_SIZE``
-  as framing sees it) against the true mask (coverage >= 50 %) resized to ``MASK_SIZE``;
+- **mask IoU**: the object mask framing takes from the model (probability >= 0.5 in the main
+  connected regions, :func:`backend.core.preprocess.object_mask`; the whole image seen at
+  ``MASK_SIZE`` as framing sees it) against the true mask (coverage >= 50 %) resized to
+  ``MASK_SIZE``;
 - **box IoU**: the box framing takes from the model (:func:`backend.core.preprocess.foreground_box`,
   in image pixels) against the true mask's box; an empty or unsure mask scores 0 (framing
   then falls back to the whole image), and the share of such fallbacks is reported.
@@ -27,7 +29,7 @@ from tqdm import tqdm
 
 from backend.core.config import add_dataclass_arguments, arg, dataclass_from_args, positive_int
 from backend.core.foreground import ForegroundSegmenter, load_segmenter
-from backend.core.preprocess import MASK_SIZE, foreground_mask
+from backend.core.preprocess import MASK_SIZE, foreground_mask, object_mask
 from backend.data.foreground import MASK_THRESHOLD, ObjectView, mask_box, tree_views
 from backend.data.splits import load_splits
 from synth_render.taxonomy import SYNSET_TO_NAME
@@ -56,7 +58,7 @@ def score_view(view: ObjectView, segmenter: ForegroundSegmenter) -> dict:
     prob, found, _ = foreground_mask(view.image, segmenter)
     target = np.asarray(Image.fromarray(truth).resize((MASK_SIZE, MASK_SIZE),
                                                       Image.Resampling.BILINEAR)) >= MASK_THRESHOLD
-    pred = prob >= 0.5
+    pred = object_mask(prob)
     union = (pred | target).sum()
     return {"mask_iou": 1.0 if union == 0 else float((pred & target).sum() / union),
             "box_iou": box_iou(found, mask_box(truth)), "fallback": found is None}

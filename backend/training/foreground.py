@@ -3,10 +3,15 @@
 Objects from the data set's training shapes only (photo-style renders of ``target_train`` with
 their object masks, synthetic renders of ``source_train``), re-framed at random and laid over
 the ``train`` pool of background photos (:mod:`backend.data.foreground`); validation on
-``source_val`` shapes at fixed draws. Loss: binary cross-entropy plus soft Dice (the object
-is often a few % of the image). Resumable: ``--resume`` continues from ``<out>/checkpoint.pt``
-(written every ``--checkpoint-every`` steps, atomically); the model file is written at the
-end, and ``--ship`` copies it to ``backend/weights/foreground.pt``.
+``source_val`` shapes at fixed draws. Making a sample (the photo style's camera model, a JPEG
+round trip at camera resolution) costs several times a training step, so with ``--cache-samples
+N`` the run first makes N samples once, in ``--sample-workers`` processes, into
+``<out>/samples/`` (chunks written atomically: an interrupted run picks up where it stopped),
+and trains on them, each drawn again with a random flip and aspect ratio. Loss: binary
+cross-entropy plus soft Dice (the object is often a few % of the image). Resumable:
+``--resume`` continues from ``<out>/checkpoint.pt`` (written every ``--checkpoint-every`` steps,
+atomically); the model file is written at the end, and ``--ship`` copies it to
+``backend/weights/foreground.pt``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import argparse
 import json
 import logging
 import math
+import os
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,9 +33,15 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from backend.core.checkpoint import atomic_save, load_checkpoint_file
-from backend.core.config import add_dataclass_arguments, arg, dataclass_from_args, positive_int
+from backend.core.config import (
+    add_dataclass_arguments,
+    arg,
+    dataclass_from_args,
+    non_negative_int,
+    positive_int,
+)
 from backend.core.foreground import DEFAULT_FOREGROUND, save_foreground, to_input
-from backend.data.foreground import ObjectView, compose, tree_views
+from backend.data.foreground import ObjectView, compose, reaspect, sample, tree_views
 from backend.data.splits import load_splits
 from backend.models.foreground import ForegroundConfig, ForegroundNet
 
@@ -44,6 +57,11 @@ class ForegroundTrainConfig:
     lr: float = arg(2e-3, "peak learning rate (AdamW, cosine decay)")
     weight_decay: float = arg(1e-4, "AdamW weight decay")
     photo_share: float = arg(0.6, "share of samples from photo-style renders (rest synthetic)")
+    widths: tuple[int, ...] = arg(ForegroundConfig().widths,
+                                  "the network's channels at 1/2, 1/4 ... of the input size")
+    cache_samples: int = arg(0, "make this many samples once and train on them "
+                                "(0: a fresh sample every time)", type=non_negative_int)
+    sample_workers: int = arg(2, "processes that make the cached samples", type=positive_int)
     val_images: int = arg(192, "validation images (source_val shapes, fixed draws)",
                           type=positive_int)
     val_every: int = arg(250, "steps between validations", type=positive_int)
@@ -74,6 +92,70 @@ def _batch(photo: list[ObjectView], synthetic: list[ObjectView], n: int, share: 
     for _ in range(n):
         pool = photo if rng.random() < share else synthetic
         img, mask = compose(pool[int(rng.integers(len(pool)))], rng, split=split)
+        images.append(img)
+        masks.append(mask)
+    return to_input(np.stack(images)), torch.from_numpy(np.stack(masks))[:, None]
+
+
+CHUNK = 1000  # cached samples per file
+
+
+def _cache_meta(cfg: ForegroundTrainConfig, photo: list, synthetic: list) -> dict:
+    return {"seed": cfg.seed, "photo_share": cfg.photo_share, "size": ForegroundConfig().image_size,
+            "views": {"photo": len(photo), "synthetic": len(synthetic)}}
+
+
+def _write_chunk(job: tuple) -> int:
+    """Make cached chunk ``k`` (``CHUNK`` samples) and write it atomically; returns its size."""
+    root, k, n, photo, synthetic, meta = job
+    pairs = [sample(photo, synthetic, i, meta["seed"], meta["photo_share"], meta["size"])
+             for i in range(k * CHUNK, k * CHUNK + n)]
+    tmp = root / f".{k:04d}.{os.getpid()}.npz"
+    np.savez(tmp, images=np.stack([p[0] for p in pairs]),
+             masks=np.stack([np.rint(p[1] * 255).astype(np.uint8) for p in pairs]))
+    tmp.replace(root / f"{k:04d}.npz")
+    return n
+
+
+def sample_cache(cfg: ForegroundTrainConfig, photo: list[ObjectView],
+                 synthetic: list[ObjectView]) -> tuple[np.ndarray, np.ndarray]:
+    """``cfg.cache_samples`` samples as ``(N, S, S, 3)`` images and ``(N, S, S)`` uint8 masks,
+    made once into ``<out>/samples/`` (resumable) and loaded."""
+    root = cfg.out / "samples"
+    root.mkdir(parents=True, exist_ok=True)
+    meta = _cache_meta(cfg, photo, synthetic)
+    meta_file = root / "meta.json"
+    if meta_file.is_file() and json.loads(meta_file.read_text()) != meta:
+        raise SystemExit(f"{root} holds samples of another data set or seed "
+                         f"({meta_file.read_text().strip()}); use another --out")
+    meta_file.write_text(json.dumps(meta))
+    sizes = [min(CHUNK, cfg.cache_samples - k) for k in range(0, cfg.cache_samples, CHUNK)]
+    todo = [(root, k, n, photo, synthetic, meta) for k, n in enumerate(sizes)
+            if not (root / f"{k:04d}.npz").is_file()]
+    with tqdm(total=cfg.cache_samples, initial=cfg.cache_samples - sum(j[2] for j in todo),
+              desc="foreground samples", unit="image") as bar:
+        if cfg.sample_workers == 1:
+            for job in todo:
+                bar.update(_write_chunk(job))
+        elif todo:
+            with ProcessPoolExecutor(cfg.sample_workers) as pool:
+                for n in pool.map(_write_chunk, todo):
+                    bar.update(n)
+    chunks = [np.load(root / f"{k:04d}.npz") for k in range(len(sizes))]
+    return (np.concatenate([c["images"] for c in chunks]),
+            np.concatenate([c["masks"] for c in chunks]))
+
+
+def _cached_batch(cache: tuple[np.ndarray, np.ndarray], n: int, rng: np.random.Generator
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` cached samples drawn again, each flipped and re-shaped at random."""
+    images, masks = [], []
+    for i in rng.integers(len(cache[0]), size=n):
+        img, mask = cache[0][i], cache[1][i].astype(np.float32) / 255.0
+        if rng.random() < 0.5:
+            img, mask = img[:, ::-1], mask[:, ::-1]
+        if rng.random() < 0.5:
+            img, mask = reaspect(img, mask, rng)
         images.append(img)
         masks.append(mask)
     return to_input(np.stack(images)), torch.from_numpy(np.stack(masks))[:, None]
@@ -111,7 +193,8 @@ def train_foreground(cfg: ForegroundTrainConfig) -> Path:
     torch.set_num_threads(cfg.threads)
     photo, synthetic, val_views = _views(cfg)
     torch.manual_seed(cfg.seed)
-    net = ForegroundNet(ForegroundConfig())
+    cache = sample_cache(cfg, photo, synthetic) if cfg.cache_samples else None
+    net = ForegroundNet(ForegroundConfig(widths=tuple(cfg.widths)))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
@@ -132,7 +215,10 @@ def train_foreground(cfg: ForegroundTrainConfig) -> Path:
     net.train()
     t0 = time.perf_counter()
     while step < cfg.steps:
-        images, masks = _batch(photo, synthetic, cfg.batch_size, cfg.photo_share, rng)
+        if cache is None:
+            images, masks = _batch(photo, synthetic, cfg.batch_size, cfg.photo_share, rng)
+        else:
+            images, masks = _cached_batch(cache, cfg.batch_size, rng)
         loss = loss_fn(net(images), masks)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -152,7 +238,8 @@ def train_foreground(cfg: ForegroundTrainConfig) -> Path:
                          "sched": sched.state_dict(), "step": step, "history": history,
                          "rng": json.dumps(rng.bit_generator.state)}, ckpt)
     bar.close()
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    config = {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+              for k, v in asdict(cfg).items()}
     info = {"step": step, "config": config, "history": history,
             "train_views": {"photo": len(photo), "synthetic": len(synthetic)}}
     out = cfg.out / "foreground.pt"
