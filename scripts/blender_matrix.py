@@ -216,9 +216,14 @@ if cam and obj:
     from mathutils import Vector
     forward = cam.matrix_world.to_3x3() @ Vector((0, 0, -1))
     backgrounds = cam.data.background_images
+    # the background is the reference as the model saw it: the reply's framing square cut
+    # from it (a new packed image), or the reference itself when nothing was cut
+    shown = backgrounds[0].image if len(backgrounds) else None
+    result["framing"] = item.framing_source
     result["camera aligned"] = bool(
-        forward.angle(obj.location - cam.location) < 1e-3 and len(backgrounds) > 0
-        and backgrounds[0].image == reference and cam.data.show_background_images)
+        forward.angle(obj.location - cam.location) < 1e-3 and shown is not None
+        and shown.name in (reference.name, reference.name + " (model view)")
+        and cam.data.show_background_images)
 else:
     result["camera aligned"] = False
 result["finished"] = True
