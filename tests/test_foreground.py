@@ -302,7 +302,7 @@ def test_cached_samples_are_made_once_and_match_the_samples_they_stand_for(tmp_p
                                 val_images=4, val_every=2, checkpoint_every=1, threads=1,
                                 cache_samples=5, sample_workers=1, widths=(4, 8, 8))
     train_foreground(cfg)
-    chunk = tmp_path / "run" / "samples" / "0000.npz"
+    chunk = tmp_path / "run" / "samples" / "0000-5.npz"
     cached = np.load(chunk)
     assert cached["images"].shape == (5, 128, 128, 3) and cached["masks"].shape == (5, 128, 128)
     photo, synthetic = (fd.tree_views(data / f"renders_{s}", [f"03001627/{k}{i}" for i in (0, 1)],

@@ -506,15 +506,10 @@ def _edge_rows(tile: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
     expected = np.clip(np.arange(-before, n + after), 0, n - 1)
     if before < 0 or after < 0 or not np.array_equal(index, expected):
         return tile.take(index, axis=axis)
-    shape = list(tile.shape)
-    parts = []
-    for count, edge in ((before, slice(0, 1)), (None, None), (after, slice(n - 1, n))):
-        if count is None:
-            parts.append(tile)
-        elif count:
-            shape[axis] = count
-            parts.append(np.broadcast_to(tile[(slice(None),) * axis + (edge,)], shape))
-    return np.concatenate(parts, axis=axis) if len(parts) > 1 else tile
+    first = tile[(slice(None),) * axis + (slice(0, 1),)]
+    last = tile[(slice(None),) * axis + (slice(n - 1, n),)]
+    return np.concatenate([np.repeat(first, before, axis=axis), tile,
+                           np.repeat(last, after, axis=axis)], axis=axis)
 
 
 def square_box_around(bbox: Sequence[float], fraction: float = OBJECT_FRACTION) -> Box:

@@ -120,15 +120,22 @@ def compose(view: ObjectView | None, rng: np.random.Generator, size: int = 128,
     return _placed(rgb, mask, box, rng, size, split)
 
 
+def draw(photo: list[ObjectView], synthetic: list[ObjectView], photo_share: float,
+         rng: np.random.Generator, size: int = 128, split: str = "train"
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """One training image: a view drawn from ``photo`` (with probability ``photo_share``) or
+    ``synthetic``, then :func:`compose`."""
+    pool = photo if rng.random() < photo_share else synthetic
+    return compose(pool[int(rng.integers(len(pool)))], rng, size, split)
+
+
 def sample(photo: list[ObjectView], synthetic: list[ObjectView], index: int, seed: int,
            photo_share: float, size: int = 128, split: str = "train"
            ) -> tuple[np.ndarray, np.ndarray]:
-    """Training image ``index`` of the run seeded ``seed``: a function of those two alone (so
-    any process can make any sample and a cache of them can be resumed): a view drawn from
-    ``photo`` (with probability ``photo_share``) or ``synthetic``, then :func:`compose`."""
-    rng = np.random.default_rng([seed, 3, index])
-    pool = photo if rng.random() < photo_share else synthetic
-    return compose(pool[int(rng.integers(len(pool)))], rng, size, split)
+    """Training image ``index`` of the run seeded ``seed``: :func:`draw` with a generator of
+    those two alone, so any process can make any sample and a cache of them can be resumed."""
+    return draw(photo, synthetic, photo_share, np.random.default_rng([seed, 3, index]), size,
+                split)
 
 
 def reaspect(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,

@@ -41,7 +41,7 @@ from backend.core.config import (
     positive_int,
 )
 from backend.core.foreground import DEFAULT_FOREGROUND, save_foreground, to_input
-from backend.data.foreground import ObjectView, compose, reaspect, sample, tree_views
+from backend.data.foreground import ObjectView, draw, reaspect, sample, tree_views
 from backend.data.splits import load_splits
 from backend.models.foreground import ForegroundConfig, ForegroundNet
 
@@ -88,13 +88,9 @@ def _views(cfg: ForegroundTrainConfig) -> tuple[list[ObjectView], list[ObjectVie
 
 def _batch(photo: list[ObjectView], synthetic: list[ObjectView], n: int, share: float,
            rng: np.random.Generator, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    images, masks = [], []
-    for _ in range(n):
-        pool = photo if rng.random() < share else synthetic
-        img, mask = compose(pool[int(rng.integers(len(pool)))], rng, split=split)
-        images.append(img)
-        masks.append(mask)
-    return to_input(np.stack(images)), torch.from_numpy(np.stack(masks))[:, None]
+    pairs = [draw(photo, synthetic, share, rng, split=split) for _ in range(n)]
+    return (to_input(np.stack([p[0] for p in pairs])),
+            torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None])
 
 
 CHUNK = 1000  # cached samples per file
@@ -105,15 +101,21 @@ def _cache_meta(cfg: ForegroundTrainConfig, photo: list, synthetic: list) -> dic
             "views": {"photo": len(photo), "synthetic": len(synthetic)}}
 
 
+def _chunk_file(root: Path, k: int, n: int) -> Path:
+    """Chunk ``k`` of ``n`` samples (the size in the name: a run asking for another count
+    never takes a chunk of the wrong length)."""
+    return root / f"{k:04d}-{n}.npz"
+
+
 def _write_chunk(job: tuple) -> int:
-    """Make cached chunk ``k`` (``CHUNK`` samples) and write it atomically; returns its size."""
+    """Make cached chunk ``k`` (``n`` samples) and write it atomically; returns its size."""
     root, k, n, photo, synthetic, meta = job
     pairs = [sample(photo, synthetic, i, meta["seed"], meta["photo_share"], meta["size"])
              for i in range(k * CHUNK, k * CHUNK + n)]
     tmp = root / f".{k:04d}.{os.getpid()}.npz"
     np.savez(tmp, images=np.stack([p[0] for p in pairs]),
              masks=np.stack([np.rint(p[1] * 255).astype(np.uint8) for p in pairs]))
-    tmp.replace(root / f"{k:04d}.npz")
+    tmp.replace(_chunk_file(root, k, n))
     return n
 
 
@@ -131,7 +133,7 @@ def sample_cache(cfg: ForegroundTrainConfig, photo: list[ObjectView],
     meta_file.write_text(json.dumps(meta))
     sizes = [min(CHUNK, cfg.cache_samples - k) for k in range(0, cfg.cache_samples, CHUNK)]
     todo = [(root, k, n, photo, synthetic, meta) for k, n in enumerate(sizes)
-            if not (root / f"{k:04d}.npz").is_file()]
+            if not _chunk_file(root, k, n).is_file()]
     with tqdm(total=cfg.cache_samples, initial=cfg.cache_samples - sum(j[2] for j in todo),
               desc="foreground samples", unit="image") as bar:
         if cfg.sample_workers == 1:
@@ -141,7 +143,7 @@ def sample_cache(cfg: ForegroundTrainConfig, photo: list[ObjectView],
             with ProcessPoolExecutor(cfg.sample_workers) as pool:
                 for n in pool.map(_write_chunk, todo):
                     bar.update(n)
-    chunks = [np.load(root / f"{k:04d}.npz") for k in range(len(sizes))]
+    chunks = [np.load(_chunk_file(root, k, n)) for k, n in enumerate(sizes)]
     return (np.concatenate([c["images"] for c in chunks]),
             np.concatenate([c["masks"] for c in chunks]))
 
