@@ -327,12 +327,12 @@ def test_phone_photo_orientation_and_crop_reach_the_camera_background(addon, hel
     _wait(bpy)
     assert runtime.STATE.error == "", runtime.STATE.error
 
-    # The crop box sent: x 0..64, y 10..86 of the upright 64 x 96 photo; framed as the renders
-    # are, its longer side (76 px) spans 64 % of a square centred on it.
+    # The crop box sent: x 0..64, y 10..86 of the upright 64 x 96 photo. Its longer side (76
+    # px) spans 79 % of the photo's padded 96 px square, centred: a framing within the renders'
+    # range, so the daemon keeps that square (x -16..80, y 0..96).
     item = settings.history[-1]
     assert item.framing_source == "user"
-    side = 76 / 0.64
-    want = ((32 - side / 2) / 64, (48 - side / 2) / 96, (32 + side / 2) / 64, (48 + side / 2) / 96)
+    want = (-16 / 64, 0.0, 80 / 64, 1.0)
     assert tuple(item.framing) == pytest.approx(want, abs=1.01 / 64)
     x0, y0 = round(item.framing[0] * 64), round(item.framing[1] * 96)
     n = round((item.framing[2] - item.framing[0]) * 64)

@@ -11,9 +11,14 @@ from PIL import Image
 
 from backend.core.preprocess import (
     MASK_SIZE,
+    FRAMING_OFFSET,
+    FRAMING_RANGE,
     OBJECT_FRACTION,
     preprocess,
     preprocess_framed,
+    foreground_mask,
+    range_framed_box,
+    square_box_around,
 )
 from backend.protocol import messages as m
 
@@ -44,12 +49,19 @@ def _box_iou(a, b) -> float:
     return inter / ((ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter)
 
 
+def _opaque_box(img: Image.Image) -> tuple[int, int, int, int]:
+    alpha = np.asarray(img)[:, :, 3] > 0
+    ys, xs = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
+    return xs[0], ys[0], xs[-1] + 1, ys[-1] + 1
+
+
 def test_a_cut_out_pasted_small_and_off_centre_gives_the_renders_input():
     render = _object_rgba()
     canvas = Image.new("RGBA", (1200, 900), (0, 0, 0, 0))
     canvas.paste(render, (80, 610))  # small, near a corner
     framed, framing = preprocess_framed(_encode(canvas))
-    as_rendered, _ = preprocess_framed(_encode(render))
+    # The render at the renders' median framing, centred on its object.
+    as_rendered = preprocess(_encode(render), crop=square_box_around(_opaque_box(render)))
     assert framing.source == "alpha" and framing.note == ""
     # Same object pixels at the same scale: the same network input but for rounding.
     assert np.abs(framed - as_rendered).mean() * 127.5 < 1.0
@@ -59,6 +71,33 @@ def test_a_cut_out_pasted_small_and_off_centre_gives_the_renders_input():
     # The square reported: centred on the opaque box, which spans 64 % of it.
     x, y, w, h = framing.box
     assert w == h and w == pytest.approx(round(0.64 * 137) / OBJECT_FRACTION, abs=2)
+
+
+def test_a_render_framed_as_the_renders_are_is_left_as_it_is():
+    # Longer side 64 % of the frame, centre 5 and 7 px (4-5 %) off: within the renders' range.
+    render = _encode(_object_rgba())
+    image, framing = preprocess_framed(render)
+    assert framing.source == "alpha" and framing.box == (0.0, 0.0, 137.0, 137.0)
+    assert np.array_equal(image, preprocess(render))
+
+
+@pytest.mark.parametrize("share, offset, kept", [
+    (0.64, 0.0, True), (0.50, 0.07, True), (0.80, -0.05, True),  # as the renders frame
+    (0.95, 0.0, False), (0.35, 0.0, False), (0.64, 0.15, False),  # close-up, wide, shifted
+])
+def test_range_framing_keeps_the_renders_framings_and_reframes_the_rest(share, offset, kept):
+    width, height = 1000, 600  # the padded square: side 1000, from y = -200
+    longer, shorter = share * 1000, share * 500
+    cx, cy = 500 + offset * 1000, 300 - offset * 1000 / 2
+    bbox = (cx - longer / 2, cy - shorter / 2, cx + longer / 2, cy + shorter / 2)
+    box = range_framed_box(bbox, (width, height))
+    if kept:
+        assert box == pytest.approx((0, -200, 1000, 1000))
+    else:  # the renders' median framing, centred on the object
+        assert box == pytest.approx((cx - longer / OBJECT_FRACTION / 2,
+                                     cy - longer / OBJECT_FRACTION / 2,
+                                     longer / OBJECT_FRACTION, longer / OBJECT_FRACTION))
+    assert FRAMING_RANGE[0] < OBJECT_FRACTION < FRAMING_RANGE[1] and 0 < FRAMING_OFFSET < 0.1
 
 
 def test_framing_off_is_todays_preprocessing_and_reports_the_padded_square():
@@ -141,7 +180,8 @@ def test_mask_framing_finds_the_object_where_it_was_composited():
     seg = ColourSegmenter()
     true = (520, 80, 760, 260)
     _, framing = preprocess_framed(_scene(box=true), segmenter=seg)
-    assert framing.source == "mask" and seg.seen == [(MASK_SIZE, MASK_SIZE, 3)]
+    # Smaller than the renders ever frame it: looked at again, closer.
+    assert framing.source == "mask" and seg.seen == [(MASK_SIZE, MASK_SIZE, 3)] * 2
     x, y, w, h = framing.box
     side = max(true[2] - true[0], true[3] - true[1]) / OBJECT_FRACTION
     assert w == pytest.approx(side, rel=0.05)
@@ -149,6 +189,20 @@ def test_mask_framing_finds_the_object_where_it_was_composited():
     found = (cx - w * OBJECT_FRACTION / 2, cy - (true[3] - true[1]) / 2,
              cx + w * OBJECT_FRACTION / 2, cy + (true[3] - true[1]) / 2)
     assert _box_iou(found, true) >= 0.7
+
+
+def test_a_small_object_is_looked_at_again_closer_and_outlined_to_the_pixel():
+    # 1/16 of a 1600-wide photo: 8 x 6 pixels in the segmenter's whole-image view, whose box
+    # alone is off by up to a view pixel (12.5 photo pixels) on each side.
+    true = (1003, 611, 1103, 681)
+    seg = ColourSegmenter()
+    _, box, why = foreground_mask(_scene((1600, 1200), true), seg)
+    assert why == "" and len(seg.seen) == 2
+    assert box == pytest.approx(true, abs=1.5)
+    # A first look that finds the object big enough is the only one.
+    seg = ColourSegmenter()
+    foreground_mask(_scene((900, 700), (200, 150, 700, 560)), seg)
+    assert len(seg.seen) == 1
 
 
 def test_an_object_filling_the_frame_is_padded_not_cropped():

@@ -25,9 +25,14 @@ Steps:
 
 Framing (``autocrop=True``; the daemon and the CLI default to it, training and evaluation
 to off so far). Both render styles follow 3D-R2N2's camera protocol, where the object's longer
-side spans about 45-85 % of the frame (median 64 %, :data:`OBJECT_FRACTION`); user photos are
-framed any way. So the object's box is found and re-framed to that median, as a square centred
-on it (:func:`square_box_around`; the part past the border is padded as in step 4):
+side spans about 45-85 % of the frame (median 64 %, :data:`OBJECT_FRACTION`), a little off
+centre; user photos are framed any way. So the object's box is found and brought into the range
+of framings the network was trained on (:func:`range_framed_box`): an image whose object's
+share of its padded square and offset from the centre lie within the renders' p10-p90
+(:data:`FRAMING_RANGE`, :data:`FRAMING_OFFSET`) is left as it is, and any other is re-framed to
+the renders' median, a square centred on the object (:func:`square_box_around`; the part past
+the border is padded as in step 4). The network reads the object's apparent size as a cue, so
+a framing it has seen keeps it instead of being normalized to the median:
 
 - a user's crop box marks the object (``source="user"``);
 - else an image with meaningful alpha (some pixels transparent, some opaque: a cut-out PNG)
@@ -35,7 +40,9 @@ on it (:func:`square_box_around`; the part past the border is padded as in step 
 - else, given a ``segmenter`` (a foreground model behind a plain callable, so this module stays
   torch-free), an opaque photo is framed by the box of its foreground mask (``"mask"``); a mask
   that reaches the border means the object fills or overflows the frame and the square is
-  padded out past it;
+  padded out past it; an object smaller than the renders ever frame it (share below
+  ``FRAMING_RANGE[0]``) is looked at again through its median framing, where the mask has
+  the detail to outline it (:func:`_second_look`);
 - else, and when the mask is empty or unsure, the whole image (``"none"``, with a note).
 
 :class:`Framing` reports the square the network saw, in pixels of the full-resolution upright
@@ -80,6 +87,12 @@ MEMORY_BUDGET_MB = 256  # peak memory of one preprocess() call for the largest a
 # Median share of the frame that the object's longer side spans in the R2N2-protocol renders
 # (measured on the procedural data set: 5/50/95 % = 0.45/0.64/0.86).
 OBJECT_FRACTION = 0.64
+# The range of framings that framing keeps (p10, p90 of the longer side's share of the frame)
+# and the largest offset of the box centre from the frame's centre it keeps (p90, the larger
+# axis, as a share of the side): the source-training synthetic renders by their alpha, measured by
+# benchmarks/framing_range.py (6 840 renders: share p10/p50/p90 = 0.469/0.641/0.812).
+FRAMING_RANGE = (0.469, 0.812)
+FRAMING_OFFSET = 0.078
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 Box = tuple[float, float, float, float]
@@ -636,14 +649,19 @@ def object_mask(prob: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def _mask_bbox(pixels: _Pixels, prob: np.ndarray, view: MaskView) -> tuple[Box | None, str]:
-    """The box of the object in ``prob`` (from :func:`_segment`) in image pixels (None, and
-    why, when the mask is empty or unsure)."""
+def _mask_bbox(pixels: _Pixels, prob: np.ndarray, view: MaskView,
+               shown: tuple[float, float, float, float] | None = None
+               ) -> tuple[Box | None, str]:
+    """The box of the object in ``prob`` (the segmenter's output for ``view``) in image pixels
+    (None, and why, when the mask is empty or unsure). Only the part of the view that shows
+    the image counts: ``shown`` (x0, y0, x1, y1, in view pixels times ``view.scale``; default:
+    the whole image inside its padding)."""
     width, height = pixels.size
     scale, ox, oy = view.scale, view.ox, view.oy
-    cx0, cy0 = int(ox / scale), int(oy / scale)
-    cx1 = max(cx0 + 1, math.ceil((ox + width) / scale))
-    cy1 = max(cy0 + 1, math.ceil((oy + height) / scale))
+    sx0, sy0, sx1, sy1 = shown or (ox, oy, ox + width, oy + height)
+    cx0, cy0 = max(0, int(sx0 / scale)), max(0, int(sy0 / scale))
+    cx1 = min(MASK_SIZE, max(cx0 + 1, math.ceil(sx1 / scale)))
+    cy1 = min(MASK_SIZE, max(cy0 + 1, math.ceil(sy1 / scale)))
     content = prob[cy0:cy1, cx0:cx1]
     if float(np.abs(2 * content - 1).mean()) < MASK_MIN_CONFIDENCE:
         return None, "the foreground mask is unsure: the whole image is used"
@@ -654,6 +672,35 @@ def _mask_bbox(pixels: _Pixels, prob: np.ndarray, view: MaskView) -> tuple[Box |
     x0, x1 = (cx0 + xs[0]) * scale - ox, (cx0 + xs[-1] + 1) * scale - ox
     y0, y1 = (cy0 + ys[0]) * scale - oy, (cy0 + ys[-1] + 1) * scale - oy
     return (max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)), ""
+
+
+def _second_look(pixels: _Pixels, segmenter: Segmenter, bbox: Box) -> Box | None:
+    """The object's box (decoded pixels, x0, y0, x1, y1) from the segmenter's view of
+    ``bbox`` at the renders' median framing, for an object too small in the whole image's view
+    to be outlined well (None: that view's mask is empty or unsure)."""
+    x, y, side, _ = square_box_around(bbox)
+    x0, y0 = math.floor(x), math.floor(y)
+    side = max(1, math.ceil(side))
+    rgb = _network_pixels(pixels, (x0, y0, x0 + side, y0 + side), MASK_SIZE, None, _rgb_pixels)
+    prob = np.asarray(segmenter(rgb), dtype=np.float32)
+    view = MaskView(rgb, side / MASK_SIZE, -float(x0), -float(y0))
+    width, height = pixels.size
+    box, _ = _mask_bbox(pixels, prob, view, (-x0, -y0, width - x0, height - y0))
+    return box
+
+
+def _object_box(pixels: _Pixels, segmenter: Segmenter
+                ) -> tuple[np.ndarray, Box | None, str]:
+    """The segmenter's whole-image probabilities and the object's box from them (decoded
+    pixels; None and why when the mask is empty or unsure), looked at again closer when the
+    object is smaller than the renders ever frame it (:func:`_second_look`)."""
+    prob, view = _segment(pixels, segmenter)
+    box, why = _mask_bbox(pixels, prob, view)
+    if box is not None:
+        share = max(box[2] - box[0], box[3] - box[1]) / max(pixels.size)
+        if share < FRAMING_RANGE[0]:
+            box = _second_look(pixels, segmenter, box) or box
+    return prob, box, why
 
 
 def foreground_box(source: ImageSource, segmenter: Segmenter,
@@ -668,17 +715,37 @@ def foreground_mask(source: ImageSource, segmenter: Segmenter, max_pixels: int =
     """:func:`foreground_box` and the probabilities it came from: the segmenter's
     ``(MASK_SIZE, MASK_SIZE)`` view of the whole image padded to a square."""
     pixels = _pixels(source, max_pixels)
-    prob, view = _segment(pixels, segmenter)
-    box, why = _mask_bbox(pixels, prob, view)
+    prob, box, why = _object_box(pixels, segmenter)
     scale = pixels.info.get(DECODE_SCALE, 1.0)
     return prob, (None if box is None else tuple(v * scale for v in box)), why
 
 
-def _framed_box(bbox: Sequence[float], max_pixels: int, scale: float) -> Box:
-    """The trained framing around ``bbox`` (full-resolution pixels), its side capped so that
-    its square stays within the crop limit of :func:`_crop_box` (``scale``: full-resolution
-    pixels per decoded pixel), e.g. for an object spanning a 64:1 image."""
-    x, y, w, h = square_box_around(bbox)
+def range_framed_box(bbox: Sequence[float], image_size: tuple[float, float],
+                     share_range: tuple[float, float] = FRAMING_RANGE,
+                     max_offset: float = FRAMING_OFFSET) -> Box:
+    """The square crop box ``(x, y, w, h)`` that frames the object ``bbox`` =
+    ``(x0, y0, x1, y1)`` as the renders do: the image's own padded square (side
+    ``max(width, height)``, centred) when the object is framed within the renders' range there
+    (its longer side spans a share within ``share_range`` of the side, its centre at most
+    ``max_offset`` of the side from the square's centre on either axis), else the renders'
+    median framing around it (:func:`square_box_around`)."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    width, height = (float(v) for v in image_size)
+    side = max(width, height)
+    share = max(x1 - x0, y1 - y0) / side
+    offset = max(abs(x0 + x1 - width), abs(y0 + y1 - height)) / 2 / side
+    if share_range[0] <= share <= share_range[1] and offset <= max_offset:
+        return (width - side) / 2, (height - side) / 2, side, side
+    return square_box_around(bbox)
+
+
+def _framed_box(bbox: Sequence[float], image_size: tuple[float, float], max_pixels: int,
+                scale: float) -> Box:
+    """The trained framing around ``bbox`` in an image of ``image_size`` (full-resolution
+    pixels), its side capped so that its square stays within the crop limit of
+    :func:`_crop_box` (``scale``: full-resolution pixels per decoded pixel), e.g. for an
+    object spanning a 64:1 image."""
+    x, y, w, h = range_framed_box(bbox, image_size)
     cap = (math.sqrt(4 * max_pixels) - 2) * scale
     if w > cap:
         x, y, w, h = x + (w - cap) / 2, y + (h - cap) / 2, cap, cap
@@ -691,12 +758,13 @@ def _frame(pixels: _Pixels, had_alpha: bool, crop: Sequence[float] | None, autoc
     note."""
     scale = pixels.info.get(DECODE_SCALE, 1.0)
     width, height = pixels.size
+    full = (width * scale, height * scale)
     if crop is not None:
         if not autocrop:
             return tuple(crop), "user", ""
         x0, y0, x1, y1 = _crop_box(crop, width, height, max_pixels, scale)  # validated
-        return _framed_box((x0 * scale, y0 * scale, x1 * scale, y1 * scale), max_pixels,
-                           scale), "user", ""
+        return _framed_box((x0 * scale, y0 * scale, x1 * scale, y1 * scale), full,
+                           max_pixels, scale), "user", ""
     if not autocrop:
         return None, "none", ""
     note = ""
@@ -705,14 +773,14 @@ def _frame(pixels: _Pixels, had_alpha: bool, crop: Sequence[float] | None, autoc
         if bbox is None:
             return None, "none", "the image is transparent everywhere: the whole image is used"
         if transparent:
-            return _framed_box([v * scale for v in bbox], max_pixels, scale), "alpha", ""
+            return _framed_box([v * scale for v in bbox], full, max_pixels, scale), "alpha", ""
         note = "the alpha channel is opaque everywhere"
     if segmenter is None:
         return None, "none", (note + "; " if note else "") + "no foreground model"
-    bbox, why = _mask_bbox(pixels, *_segment(pixels, segmenter))
+    _, bbox, why = _object_box(pixels, segmenter)
     if bbox is None:
         return None, "none", why
-    return _framed_box([v * scale for v in bbox], max_pixels, scale), "mask", ""
+    return _framed_box([v * scale for v in bbox], full, max_pixels, scale), "mask", ""
 
 
 # ---------------------------------------------------------------------------------------------
