@@ -21,21 +21,18 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.core.preprocess import ALPHA_OPAQUE  # noqa: E402
+from backend.core.preprocess import ALPHA_OPAQUE, object_framing  # noqa: E402
 from backend.data.splits import load_splits  # noqa: E402
 
 
-def object_framing(path: Path) -> tuple[float, float] | None:
-    """(longer side / frame side, max |centre offset| / frame side) of one RGBA render."""
+def render_framing(path: Path) -> tuple[float, float] | None:
+    """:func:`object_framing` of one RGBA render's opaque pixels (None: none)."""
     alpha = np.asarray(Image.open(path).convert("RGBA"))[:, :, 3] >= ALPHA_OPAQUE
     ys, xs = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
     if not len(ys):
         return None
-    side = max(alpha.shape)
-    longer = max(xs[-1] + 1 - xs[0], ys[-1] + 1 - ys[0])
-    cx, cy = (xs[0] + xs[-1] + 1) / 2, (ys[0] + ys[-1] + 1) / 2
-    offset = max(abs(cx - alpha.shape[1] / 2), abs(cy - alpha.shape[0] / 2))
-    return longer / side, offset / side
+    box = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+    return object_framing(box, (alpha.shape[1], alpha.shape[0]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in keys:
         folder = args.data / "renders_synthetic" / key / "rendering"
         for view in range(args.views):
-            found = object_framing(folder / f"{view:02d}.png")
+            found = render_framing(folder / f"{view:02d}.png")
             if found is not None:
                 stats.append(found)
     share, offset = np.array(stats).T

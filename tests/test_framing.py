@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from backend.core.preprocess import (
-    MASK_SIZE,
     FRAMING_OFFSET,
     FRAMING_RANGE,
+    MASK_SIZE,
     OBJECT_FRACTION,
+    foreground_mask,
     preprocess,
     preprocess_framed,
-    foreground_mask,
     range_framed_box,
     square_box_around,
 )

@@ -627,11 +627,16 @@ def _segment(pixels: _Pixels, segmenter: Segmenter) -> tuple[np.ndarray, MaskVie
     """The segmenter's ``(MASK_SIZE, MASK_SIZE)`` probabilities for the whole image and the
     view they are of."""
     view = _mask_view(pixels)
-    prob = np.asarray(segmenter(view.rgb), dtype=np.float32)
+    return _probabilities(segmenter, view.rgb), view
+
+
+def _probabilities(segmenter: Segmenter, rgb: np.ndarray) -> np.ndarray:
+    """The segmenter's ``(MASK_SIZE, MASK_SIZE)`` float32 probabilities for ``rgb``."""
+    prob = np.asarray(segmenter(rgb), dtype=np.float32)
     if prob.shape != (MASK_SIZE, MASK_SIZE):
         raise ValueError(f"the segmenter returned shape {prob.shape}, expected "
                          f"{(MASK_SIZE, MASK_SIZE)}")
-    return prob, view
+    return prob
 
 
 def object_mask(prob: np.ndarray) -> np.ndarray:
@@ -682,7 +687,7 @@ def _second_look(pixels: _Pixels, segmenter: Segmenter, bbox: Box) -> Box | None
     x0, y0 = math.floor(x), math.floor(y)
     side = max(1, math.ceil(side))
     rgb = _network_pixels(pixels, (x0, y0, x0 + side, y0 + side), MASK_SIZE, None, _rgb_pixels)
-    prob = np.asarray(segmenter(rgb), dtype=np.float32)
+    prob = _probabilities(segmenter, rgb)
     view = MaskView(rgb, side / MASK_SIZE, -float(x0), -float(y0))
     width, height = pixels.size
     box, _ = _mask_bbox(pixels, prob, view, (-x0, -y0, width - x0, height - y0))
@@ -696,10 +701,8 @@ def _object_box(pixels: _Pixels, segmenter: Segmenter
     object is smaller than the renders ever frame it (:func:`_second_look`)."""
     prob, view = _segment(pixels, segmenter)
     box, why = _mask_bbox(pixels, prob, view)
-    if box is not None:
-        share = max(box[2] - box[0], box[3] - box[1]) / max(pixels.size)
-        if share < FRAMING_RANGE[0]:
-            box = _second_look(pixels, segmenter, box) or box
+    if box is not None and object_framing(box, pixels.size)[0] < FRAMING_RANGE[0]:
+        box = _second_look(pixels, segmenter, box) or box
     return prob, box, why
 
 
@@ -720,6 +723,20 @@ def foreground_mask(source: ImageSource, segmenter: Segmenter, max_pixels: int =
     return prob, (None if box is None else tuple(v * scale for v in box)), why
 
 
+def object_framing(bbox: Sequence[float], image_size: tuple[float, float]
+                   ) -> tuple[float, float]:
+    """How ``bbox`` = ``(x0, y0, x1, y1)`` is framed in an image of ``image_size`` padded to a
+    square (side ``max(width, height)``): the share of the side its longer side spans, and
+    the offset of its centre from the square's centre (the larger axis, as a share of the
+    side). benchmarks/framing_range.py measures :data:`FRAMING_RANGE` and
+    :data:`FRAMING_OFFSET` with it."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    width, height = (float(v) for v in image_size)
+    side = max(width, height)
+    offset = max(abs(x0 + x1 - width), abs(y0 + y1 - height)) / 2 / side
+    return max(x1 - x0, y1 - y0) / side, offset
+
+
 def range_framed_box(bbox: Sequence[float], image_size: tuple[float, float],
                      share_range: tuple[float, float] = FRAMING_RANGE,
                      max_offset: float = FRAMING_OFFSET) -> Box:
@@ -729,12 +746,10 @@ def range_framed_box(bbox: Sequence[float], image_size: tuple[float, float],
     (its longer side spans a share within ``share_range`` of the side, its centre at most
     ``max_offset`` of the side from the square's centre on either axis), else the renders'
     median framing around it (:func:`square_box_around`)."""
-    x0, y0, x1, y1 = (float(v) for v in bbox)
-    width, height = (float(v) for v in image_size)
-    side = max(width, height)
-    share = max(x1 - x0, y1 - y0) / side
-    offset = max(abs(x0 + x1 - width), abs(y0 + y1 - height)) / 2 / side
+    share, offset = object_framing(bbox, image_size)
     if share_range[0] <= share <= share_range[1] and offset <= max_offset:
+        width, height = (float(v) for v in image_size)
+        side = max(width, height)
         return (width - side) / 2, (height - side) / 2, side, side
     return square_box_around(bbox)
 
