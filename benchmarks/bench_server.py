@@ -126,14 +126,25 @@ def percentiles(ms: list[float]) -> str:
             f"p99 {np.percentile(a, 99):6.1f} ms  (n={a.size})")
 
 
-def latency(client, image: bytes, n: int, **options) -> list[float]:
+def latency(client, image: bytes, n: int, stages: list[dict] | None = None, **options
+            ) -> list[float]:
+    """``n`` end-to-end latencies in ms; each reply's own ``timings`` appended to ``stages``."""
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
         result = client.reconstruct([image], **options)
         times.append((time.perf_counter() - t0) * 1000)
         assert result.format == "glb"
+        if stages is not None:
+            stages.append(result.timings)
     return times
+
+
+def stage_medians(stages: list[dict]) -> str:
+    """The daemon's own p50 per stage, and what is left for the wire and the client."""
+    keys = ("preprocess_ms", "model_ms", "mesh_ms", "total_ms")
+    return "  ".join(f"{k.removesuffix('_ms')} {np.median([s[k] for s in stages]):.1f}"
+                     for k in keys)
 
 
 def photo_latency(client, n: int) -> None:
@@ -141,13 +152,15 @@ def photo_latency(client, n: int) -> None:
     photo = photo_jpeg()
     latency(client, photo, 5)  # warm-up
     framing = client.reconstruct([photo]).framing[0]
-    on, off = [], []
+    on, off, on_stages, off_stages = [], [], [], []
     for _ in range(n):  # interleaved, so other jobs' load drifts through both equally
-        on += latency(client, photo, 1)
-        off += latency(client, photo, 1, autocrop=False)
+        on += latency(client, photo, 1, on_stages)
+        off += latency(client, photo, 1, off_stages, autocrop=False)
     print(f"end-to-end, 1-megapixel JPEG, framing on ({framing['source']}): {percentiles(on)}"
           "  (target p50 <= 60 ms)")
+    print(f"  in the daemon, p50 ms: {stage_medians(on_stages)}")
     print(f"the same, framing off:                        {percentiles(off)}")
+    print(f"  in the daemon, p50 ms: {stage_medians(off_stages)}")
     print(f"framing's cost at p50: {np.median(on) - np.median(off):.1f} ms")
 
 

@@ -205,6 +205,15 @@ def test_a_small_object_is_looked_at_again_closer_and_outlined_to_the_pixel():
     assert len(seg.seen) == 1
 
 
+def test_a_salient_thing_near_the_border_does_not_take_the_box_from_a_centred_object():
+    # A red thing twice the object's area in the corner: by area alone both would be kept and
+    # the box would span the photo; weighted by nearness to the centre, only the object is.
+    img = np.asarray(Image.open(io.BytesIO(_scene((900, 700), (380, 280, 520, 420))))).copy()
+    img[0:200, 0:200] = (220, 50, 40)
+    _, box, why = foreground_mask(_encode(Image.fromarray(img), "PNG"), ColourSegmenter())
+    assert why == "" and _box_iou(box, (380, 280, 520, 420)) >= 0.9
+
+
 def test_an_object_filling_the_frame_is_padded_not_cropped():
     # The object overflows the left, top and bottom borders of the photo.
     _, framing = preprocess_framed(_scene((600, 400), (0, 0, 450, 400)),
