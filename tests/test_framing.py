@@ -214,6 +214,21 @@ def test_a_salient_thing_near_the_border_does_not_take_the_box_from_a_centred_ob
     assert why == "" and _box_iou(box, (380, 280, 520, 420)) >= 0.9
 
 
+def test_a_moderately_sure_leak_into_the_background_does_not_stretch_the_box():
+    # A red object in grey background the model is not sure of (0.55), connected to it,
+    # inside a green photo: the box is the object's alone.
+    img = np.full((512, 512, 3), (90, 140, 90), np.uint8)
+    img[128:384, 128:384] = (128, 128, 128)
+    img[192:320, 192:320] = (220, 50, 40)
+
+    def leaky(rgb):
+        r, g = rgb[..., 0].astype(np.int16), rgb[..., 1].astype(np.int16)
+        return np.where(r - g > 80, 0.95, np.where(abs(r - g) < 20, 0.55, 0.0))
+
+    _, box, why = foreground_mask(_encode(Image.fromarray(img), "PNG"), leaky)
+    assert why == "" and box == pytest.approx((192, 192, 320, 320), abs=4)
+
+
 def test_an_object_filling_the_frame_is_padded_not_cropped():
     # The object overflows the left, top and bottom borders of the photo.
     _, framing = preprocess_framed(_scene((600, 400), (0, 0, 450, 400)),

@@ -104,6 +104,10 @@ ALPHA_OPAQUE = 128  # alpha at or above this is the object (soft edges and shado
 MASK_SIZE = 128  # the square side the segmenter sees the whole (padded) photo at
 MASK_MIN_AREA = 0.002  # a mask covering less of the image is empty
 MASK_MIN_CONFIDENCE = 0.6  # mean |2p - 1| over the image below this: the model is unsure
+# Probability at or above which a pixel is the object's: above 0.5, since the model leaks
+# into busy backgrounds at moderate probabilities (chosen on source_val composites,
+# docs/framing.md).
+MASK_THRESHOLD = 0.6
 MASK_KEEP_FRACTION = 0.2  # mask regions scoring below this share of the best are not the object
 # Photographers centre their subject: a mask region's area is weighted by a Gaussian of its
 # centroid's distance from the view's centre, sigma in shares of the view's side (chosen on
@@ -644,14 +648,14 @@ def _probabilities(segmenter: Segmenter, rgb: np.ndarray) -> np.ndarray:
 
 
 def object_mask(prob: np.ndarray) -> np.ndarray:
-    """The object in the segmenter's probabilities: pixels at 0.5 or more, in the connected
-    regions that score at least :data:`MASK_KEEP_FRACTION` of the best, a region's score being
-    its area weighted by how near the view's centre it lies (:data:`MASK_CENTRE_SIGMA`). A
-    stray blob of busy background, or a salient thing behind the object near the border,
-    would otherwise take or stretch the box."""
+    """The object in the segmenter's probabilities: pixels at :data:`MASK_THRESHOLD` or more,
+    in the connected regions that score at least :data:`MASK_KEEP_FRACTION` of the best, a
+    region's score being its area weighted by how near the view's centre it lies
+    (:data:`MASK_CENTRE_SIGMA`). A stray blob of busy background, or a salient thing behind
+    the object near the border, would otherwise take or stretch the box."""
     from scipy import ndimage
 
-    mask = prob >= 0.5
+    mask = prob >= MASK_THRESHOLD
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n <= 1:
         return mask
@@ -680,7 +684,7 @@ def _mask_bbox(pixels: _Pixels, prob: np.ndarray, view: MaskView,
     content = prob[cy0:cy1, cx0:cx1]
     if float(np.abs(2 * content - 1).mean()) < MASK_MIN_CONFIDENCE:
         return None, "the foreground mask is unsure: the whole image is used"
-    if (content >= 0.5).mean() < MASK_MIN_AREA:
+    if (content >= MASK_THRESHOLD).mean() < MASK_MIN_AREA:
         return None, "no foreground found: the whole image is used"
     mask = object_mask(content)
     ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))

@@ -3,10 +3,10 @@
 For every view with an object mask (``rendering/masks/NN.png``: the photo style's object
 pass, or a re-framed tree's placed mask) under an R2N2-layout tree:
 
-- **mask IoU**: the object mask framing takes from the model (probability >= 0.5 in the main
-  connected regions, :func:`backend.core.preprocess.object_mask`; the whole image seen at
-  ``MASK_SIZE`` as framing sees it) against the true mask (coverage >= 50 %) resized to
-  ``MASK_SIZE``;
+- **mask IoU**: the object mask framing takes from the model (probability at or above
+  ``MASK_THRESHOLD`` in the main connected regions, :func:`backend.core.preprocess.object_mask`;
+  the whole image seen at ``MASK_SIZE`` as framing sees it) against the true mask
+  (coverage >= 50 %) resized to ``MASK_SIZE``;
 - **box IoU**: the box framing takes from the model (:func:`backend.core.preprocess.foreground_box`,
   in image pixels) against the true mask's box; an empty or unsure mask scores 0 (framing
   then falls back to the whole image), and the share of such fallbacks is reported.
