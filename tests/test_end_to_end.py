@@ -45,3 +45,21 @@ def test_rerun_is_a_no_op_and_keeps_outputs(tmp_path):
     before = png.stat().st_mtime_ns
     assert main(args) == 0
     assert png.stat().st_mtime_ns == before
+
+
+def test_backend_dataset_can_build_only_the_cad_renders(tmp_path):
+    # A larger shape set for fine-tuning needs only its CAD renders (photo renders cost ~30x).
+    from backend.cli import main as backend_main
+    from backend.data.splits import load_splits
+
+    out = tmp_path / "x"
+    rc = backend_main(["dataset", "--out", str(out), "--per-class", "1", "--views", "1",
+                       "--size", "32", "--styles", "synthetic"])
+    assert rc == 0
+    splits = load_splits(out / "splits.json")
+    cad = [*splits.source_train, *splits.source_val, *splits.test]
+    assert cad  # 13 shapes: some are CAD-rendered
+    for key in cad:
+        synset, _, model = key.partition("/")
+        assert r2n2.is_complete(r2n2.rendering_dir(out / "renders_synthetic", synset, model), 1)
+    assert not (out / "renders_photo").exists()

@@ -45,6 +45,10 @@ class DataConfig:
     seed: int = arg(0, "seed of the shapes (and so of everything built from them)")
     workers: int = arg(2, "Blender render workers", flag="render_workers",
                        aliases=("--workers",), type=positive_int)
+    # A larger shape set for fine-tuning may need only its CAD renders, the target photos
+    # coming from another set (`backend train --target-images`): photo renders cost ~30x more.
+    styles: tuple[str, ...] = arg(tuple(STYLE_SUBSETS), "render styles to build",
+                                  choices=list(STYLE_SUBSETS))
 
 
 def _updated_splits(path: Path, keys: list[str]) -> Splits:
@@ -88,7 +92,8 @@ def build_dataset(cfg: DataConfig) -> int:
     failures += run_voxelize(VoxelizeConfig(shapes, cfg.out / "voxels", res=32,
                                             workers=cfg.workers,
                                             fill=_voxel_fill(cfg.out / "voxels")))
-    for style, subsets in STYLE_SUBSETS.items():
+    for style in cfg.styles:
+        subsets = STYLE_SUBSETS[style]
         listing = cfg.out / "lists" / f"{style}.txt"
         listing.write_text("".join(lists[s].read_text() for s in subsets))
         failures += run_render(RenderConfig(shapes, cfg.out / f"renders_{style}", style=style,
