@@ -141,7 +141,7 @@ def latency(client, image: bytes, n: int, stages: list[dict] | None = None, **op
 
 
 def stage_medians(stages: list[dict]) -> str:
-    """The daemon's own p50 per stage, and what is left for the wire and the client."""
+    """The p50 of each stage the daemon times itself (``timings`` of its replies)."""
     keys = ("preprocess_ms", "model_ms", "mesh_ms", "total_ms")
     return "  ".join(f"{k.removesuffix('_ms')} {np.median([s[k] for s in stages]):.1f}"
                      for k in keys)

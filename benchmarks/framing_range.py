@@ -22,17 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.core.preprocess import ALPHA_OPAQUE, object_framing  # noqa: E402
+from backend.data.foreground import mask_box  # noqa: E402
 from backend.data.splits import load_splits  # noqa: E402
 
 
 def render_framing(path: Path) -> tuple[float, float] | None:
     """:func:`object_framing` of one RGBA render's opaque pixels (None: none)."""
-    alpha = np.asarray(Image.open(path).convert("RGBA"))[:, :, 3] >= ALPHA_OPAQUE
-    ys, xs = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
-    if not len(ys):
-        return None
-    box = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
-    return object_framing(box, (alpha.shape[1], alpha.shape[0]))
+    alpha = np.asarray(Image.open(path).convert("RGBA"))[:, :, 3]
+    box = mask_box(alpha, ALPHA_OPAQUE)
+    return None if box is None else object_framing(box, (alpha.shape[1], alpha.shape[0]))
 
 
 def main(argv: list[str] | None = None) -> int:
