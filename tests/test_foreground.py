@@ -179,6 +179,21 @@ def test_training_runs_resumes_and_writes_a_loadable_model(tmp_path):
     assert prob.shape == (MASK_SIZE, MASK_SIZE) and 0 <= prob.min() <= prob.max() <= 1
 
 
+def test_a_fine_tune_starts_from_the_given_model_and_keeps_its_widths(tmp_path):
+    data = _tiny_tree(tmp_path / "data")
+    start = ForegroundNet(ForegroundConfig(widths=(4, 8, 8)))
+    save_foreground(tmp_path / "start.pt", start, {"step": 7})
+    cfg = ForegroundTrainConfig(data=data, out=tmp_path / "run", steps=1, batch_size=2, lr=0.0,
+                                weight_decay=0.0, val_images=4, val_every=1, threads=1,
+                                init=tmp_path / "start.pt", procedural=0.5)
+    tuned = load_foreground(train_foreground(cfg))
+    assert tuned.net.cfg.widths == (4, 8, 8)  # not the default widths of cfg.widths
+    # at lr 0 only BatchNorm's running statistics move: the convolutions are the start's
+    for name, value in start.state_dict().items():
+        if "running" not in name and "num_batches" not in name:
+            assert torch.equal(tuned.net.state_dict()[name], value), name
+
+
 def test_training_without_masks_says_what_to_build(tmp_path):
     data = _tiny_tree(tmp_path / "data")
     for mask in (data / "renders_photo").rglob("masks/*.png"):
@@ -318,6 +333,40 @@ def test_cached_samples_are_made_once_and_match_the_samples_they_stand_for(tmp_p
     cfg.seed = 1
     with pytest.raises(SystemExit, match="another"):
         train_foreground(cfg)
+
+
+def test_procedural_backgrounds_replace_the_photos_only_when_asked(tmp_path):
+    _write_png(tmp_path / "obj.png", _box_rgba())
+    view = fd.ObjectView(tmp_path / "obj.png")
+    for seed in range(12):
+        plain = fd.compose(view, np.random.default_rng(seed), size=64)
+        same = fd.compose(view, np.random.default_rng(seed), size=64, procedural=0.0)
+        assert all(np.array_equal(a, b) for a, b in zip(plain, same, strict=True))
+        img, mask = fd.compose(view, np.random.default_rng(seed), size=64, procedural=1.0)
+        # the object is where its mask says, as over a photo: only the background changed
+        assert np.array_equal(mask >= 0.5, plain[1] >= 0.5)
+        off = mask < 0.01
+        if off.sum() > 100:
+            assert not np.array_equal(img[off], plain[0][off])
+
+
+def test_every_kind_of_procedural_background_is_a_textured_image():
+    from backend.data import textures
+
+    rng = np.random.default_rng(0)
+    for kind in textures.KINDS:
+        for size in ((48, 80), (64, 64)):
+            img = {"noise": textures._noise, "sky": textures._sky, "clutter": textures._clutter,
+                   "plain": textures._plain}[kind](rng, *size)
+            assert img.shape == (*size, 3) and np.isfinite(img).all(), kind
+    a = textures.procedural_background(np.random.default_rng(5), (40, 60))
+    b = textures.procedural_background(np.random.default_rng(5), (40, 60))
+    assert a.shape == (40, 60, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
+    spreads = [textures.procedural_background(np.random.default_rng(s), (64, 64)).std()
+               for s in range(30)]
+    assert np.median(spreads) > 5  # mostly textures, not flat fills
+    noise = textures.fractal_noise(np.random.default_rng(1), 32, 48, 2.0)
+    assert noise.shape == (32, 48) and noise.min() == 0.0 and noise.max() == 1.0
 
 
 def test_reaspect_shows_a_square_sample_as_a_padded_photo():

@@ -20,7 +20,10 @@ learn "the object is centred at two thirds of the frame":
 - *empty*: a background photo alone (the model must be able to say "nothing here").
 
 Backgrounds come from the asset split given (``train`` for training; the ``test`` pool is
-held out for evaluation, as the photo style does). Torch-free: numpy and Pillow.
+held out for evaluation, as the photo style does); with ``procedural`` > 0 that share of the
+placed and empty samples' backgrounds are procedural textures instead
+(:mod:`backend.data.textures`: the training pool's nine photos are too few kinds of
+background). Torch-free: numpy and Pillow.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from PIL import Image
 
 from synth_render import r2n2
 from synth_render.render import photo_post
+from backend.data.textures import procedural_background
 from synth_render.render.backgrounds import sample_background
 
 log = logging.getLogger(__name__)
@@ -105,37 +109,37 @@ def mask_box(mask: np.ndarray, threshold: float = MASK_THRESHOLD
 
 
 def compose(view: ObjectView | None, rng: np.random.Generator, size: int = 128,
-            split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+            split: str = "train", procedural: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One image at a random framing and its mask: ``(size, size, 3) uint8`` and
     ``(size, size) float32`` coverage in [0, 1] (see the module docstring). ``view=None``
     or a draw below :data:`EMPTY_P` gives a background alone."""
     if view is None or rng.random() < EMPTY_P:
-        return _empty(rng, size, split)
+        return _empty(rng, size, split, procedural)
     rgb, mask, in_context = view.load()
     box = mask_box(mask)
     if box is None:
-        return _empty(rng, size, split)
+        return _empty(rng, size, split, procedural)
     if in_context and rng.random() < IN_CONTEXT_P:
         return _window(rgb, mask, rng, size)
-    return _placed(rgb, mask, box, rng, size, split)
+    return _placed(rgb, mask, box, rng, size, split, procedural)
 
 
 def draw(photo: list[ObjectView], synthetic: list[ObjectView], photo_share: float,
-         rng: np.random.Generator, size: int = 128, split: str = "train"
-         ) -> tuple[np.ndarray, np.ndarray]:
+         rng: np.random.Generator, size: int = 128, split: str = "train",
+         procedural: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One training image: a view drawn from ``photo`` (with probability ``photo_share``) or
     ``synthetic``, then :func:`compose`."""
     pool = photo if rng.random() < photo_share else synthetic
-    return compose(pool[int(rng.integers(len(pool)))], rng, size, split)
+    return compose(pool[int(rng.integers(len(pool)))], rng, size, split, procedural)
 
 
 def sample(photo: list[ObjectView], synthetic: list[ObjectView], index: int, seed: int,
-           photo_share: float, size: int = 128, split: str = "train"
-           ) -> tuple[np.ndarray, np.ndarray]:
+           photo_share: float, size: int = 128, split: str = "train",
+           procedural: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Training image ``index`` of the run seeded ``seed``: :func:`draw` with a generator of
     those two alone, so any process can make any sample and a cache of them can be resumed."""
     return draw(photo, synthetic, photo_share, np.random.default_rng([seed, 3, index]), size,
-                split)
+                split, procedural)
 
 
 def reaspect(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
@@ -159,9 +163,10 @@ def reaspect(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
             np.pad(m, pad, mode="constant"))
 
 
-def _empty(rng: np.random.Generator, size: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _empty(rng: np.random.Generator, size: int, split: str, procedural: float
+           ) -> tuple[np.ndarray, np.ndarray]:
     rgba = np.zeros((size, size, 4), np.uint8)
-    return _photographed(rgba, np.zeros((size, size), np.uint8), rng, split)
+    return _photographed(rgba, np.zeros((size, size), np.uint8), rng, split, procedural)
 
 
 def _window(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
@@ -181,7 +186,8 @@ def _window(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
 
 
 def _placed(rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
-            rng: np.random.Generator, size: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+            rng: np.random.Generator, size: int, split: str, procedural: float
+            ) -> tuple[np.ndarray, np.ndarray]:
     """The object cut out through its mask, scaled and placed at random, photographed."""
     x0, y0, x1, y1 = box
     rng_range = OVERFLOW_RANGE if rng.random() < OVERFLOW_P else SCALE_RANGE
@@ -199,13 +205,17 @@ def _placed(rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
     sx0, sy0 = max(0, -px), max(0, -py)  # the part of the cut-out inside the frame
     sx1, sy1 = min(ow, size - px), min(oh, size - py)
     rgba[py + sy0:py + sy1, px + sx0:px + sx1] = cut[sy0:sy1, sx0:sx1]
-    return _photographed(rgba, rgba[..., 3].copy(), rng, split)
+    return _photographed(rgba, rgba[..., 3].copy(), rng, split, procedural)
 
 
 def _photographed(rgba: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-                  split: str) -> tuple[np.ndarray, np.ndarray]:
+                  split: str, procedural: float) -> tuple[np.ndarray, np.ndarray]:
     """The photo style's compositing and camera model on a placed object (and its mask)."""
     params = photo_post.draw_params(rng)
-    background = sample_background(rng, split, rgba.shape[:2])
+    # the share test draws only when asked for, so procedural=0 keeps every earlier sample
+    if procedural > 0 and rng.random() < procedural:
+        background = procedural_background(rng, rgba.shape[:2])
+    else:
+        background = sample_background(rng, split, rgba.shape[:2])
     photo = photo_post.apply(rgba, background, params, np.random.default_rng(rng.integers(2**63)))
     return photo, photo_post.mask_geometry(mask, params).astype(np.float32) / 255.0

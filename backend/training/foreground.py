@@ -40,7 +40,7 @@ from backend.core.config import (
     non_negative_int,
     positive_int,
 )
-from backend.core.foreground import DEFAULT_FOREGROUND, save_foreground, to_input
+from backend.core.foreground import DEFAULT_FOREGROUND, load_foreground, save_foreground, to_input
 from backend.data.foreground import ObjectView, draw, reaspect, sample, tree_views
 from backend.data.splits import load_splits
 from backend.models.foreground import ForegroundConfig, ForegroundNet
@@ -57,6 +57,10 @@ class ForegroundTrainConfig:
     lr: float = arg(2e-3, "peak learning rate (AdamW, cosine decay)")
     weight_decay: float = arg(1e-4, "AdamW weight decay")
     photo_share: float = arg(0.6, "share of samples from photo-style renders (rest synthetic)")
+    procedural: float = arg(0.0, "share of placed and empty samples laid over procedural "
+                                 "textures instead of the background photos")
+    init: Path | None = arg(None, "start from this foreground model file (a fine-tune; its "
+                                  "widths are used)")
     widths: tuple[int, ...] = arg(ForegroundConfig().widths,
                                   "the network's channels at 1/2, 1/4 ... of the input size")
     cache_samples: int = arg(0, "make this many samples once and train on them "
@@ -87,8 +91,10 @@ def _views(cfg: ForegroundTrainConfig) -> tuple[list[ObjectView], list[ObjectVie
 
 
 def _batch(photo: list[ObjectView], synthetic: list[ObjectView], n: int, share: float,
-           rng: np.random.Generator, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [draw(photo, synthetic, share, rng, split=split) for _ in range(n)]
+           rng: np.random.Generator, split: str = "train", procedural: float = 0.0
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [draw(photo, synthetic, share, rng, split=split, procedural=procedural)
+             for _ in range(n)]
     return (to_input(np.stack([p[0] for p in pairs])),
             torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None])
 
@@ -97,8 +103,12 @@ CHUNK = 1000  # cached samples per file
 
 
 def _cache_meta(cfg: ForegroundTrainConfig, photo: list, synthetic: list) -> dict:
-    return {"seed": cfg.seed, "photo_share": cfg.photo_share, "size": ForegroundConfig().image_size,
+    meta = {"seed": cfg.seed, "photo_share": cfg.photo_share,
+            "size": ForegroundConfig().image_size,
             "views": {"photo": len(photo), "synthetic": len(synthetic)}}
+    if cfg.procedural:  # absent when 0, so earlier caches stay valid
+        meta["procedural"] = cfg.procedural
+    return meta
 
 
 def _chunk_file(root: Path, k: int, n: int) -> Path:
@@ -110,7 +120,8 @@ def _chunk_file(root: Path, k: int, n: int) -> Path:
 def _write_chunk(job: tuple) -> int:
     """Make cached chunk ``k`` (``n`` samples) and write it atomically; returns its size."""
     root, k, n, photo, synthetic, meta = job
-    pairs = [sample(photo, synthetic, i, meta["seed"], meta["photo_share"], meta["size"])
+    pairs = [sample(photo, synthetic, i, meta["seed"], meta["photo_share"], meta["size"],
+                    procedural=meta.get("procedural", 0.0))
              for i in range(k * CHUNK, k * CHUNK + n)]
     tmp = root / f".{k:04d}.{os.getpid()}.npz"
     np.savez(tmp, images=np.stack([p[0] for p in pairs]),
@@ -196,7 +207,11 @@ def train_foreground(cfg: ForegroundTrainConfig) -> Path:
     photo, synthetic, val_views = _views(cfg)
     torch.manual_seed(cfg.seed)
     cache = sample_cache(cfg, photo, synthetic) if cfg.cache_samples else None
-    net = ForegroundNet(ForegroundConfig(widths=tuple(cfg.widths)))
+    if cfg.init is not None:  # a fine-tune: the file's widths and weights
+        net = load_foreground(cfg.init).net.train()
+        log.info("starting from %s", cfg.init)
+    else:
+        net = ForegroundNet(ForegroundConfig(widths=tuple(cfg.widths)))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
@@ -218,7 +233,8 @@ def train_foreground(cfg: ForegroundTrainConfig) -> Path:
     t0 = time.perf_counter()
     while step < cfg.steps:
         if cache is None:
-            images, masks = _batch(photo, synthetic, cfg.batch_size, cfg.photo_share, rng)
+            images, masks = _batch(photo, synthetic, cfg.batch_size, cfg.photo_share, rng,
+                                   procedural=cfg.procedural)
         else:
             images, masks = _cached_batch(cache, cfg.batch_size, rng)
         loss = loss_fn(net(images), masks)
