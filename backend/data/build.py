@@ -14,6 +14,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.core.config import add_dataclass_arguments, arg, dataclass_from_args, positive_int
+from backend.data.splits import (
+    SUBSETS,
+    Splits,
+    load_splits,
+    make_splits,
+    save_splits,
+    write_model_lists,
+)
 from synth_render import r2n2
 from synth_render.config import RenderConfig, ShapesConfig, VoxelizeConfig
 from synth_render.procedural import run_shapes
@@ -21,9 +30,6 @@ from synth_render.render import run_render
 from synth_render.shapenet import find_models
 from synth_render.taxonomy import ALL_SYNSETS
 from synth_render.voxelize import run_voxelize
-
-from backend.core.config import add_dataclass_arguments, arg, dataclass_from_args, positive_int
-from backend.data.splits import SUBSETS, Splits, load_splits, make_splits, save_splits, write_model_lists
 
 log = logging.getLogger(__name__)
 

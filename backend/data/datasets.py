@@ -30,8 +30,6 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from synth_render import r2n2, shapenet, taxonomy, voxelize
-
 from backend.core.preprocess import (
     IMAGE_SIZE,
     OBJECT_FRACTION,
@@ -45,6 +43,7 @@ from backend.core.preprocess import (
     to_rgb,
     to_uint8,
 )
+from synth_render import r2n2, shapenet, taxonomy, voxelize
 
 log = logging.getLogger(__name__)
 

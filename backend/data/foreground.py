@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from backend.data.textures import procedural_background
 from synth_render import r2n2
 from synth_render.render import photo_post
-from backend.data.textures import procedural_background
 from synth_render.render.backgrounds import sample_background
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from backend.data.foreground import mask_box
 from synth_render import r2n2
 from synth_render.render.backgrounds import sample_background
-
-from backend.data.foreground import mask_box
 
 VARIANTS = ("composited", "fill95", "small35", "offcentre15")
 JPEG_QUALITY = 90
