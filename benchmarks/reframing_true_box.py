@@ -30,7 +30,8 @@ from backend.core.preprocess import framing_of  # noqa: E402
 from backend.data.foreground import mask_box  # noqa: E402
 from synth_render import r2n2  # noqa: E402
 
-_decoding: dict[str, Path] = {}
+_LOAD = datasets.load_image
+_decoding: dict[str, Path] = {}  # the file the eval's data set is decoding
 
 
 def _load_image(path, *args, **kwargs):
@@ -46,9 +47,6 @@ def _true_framing(source, segmenter=None, **kwargs):
         return framing_of(source)
     x0, y0, x1, y1 = box
     return framing_of(source, crop=(x0, y0, x1 - x0, y1 - y0))
-
-
-_LOAD = datasets.load_image
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,16 +23,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-KINDS = ("noise", "sky", "clutter", "plain")
-KIND_WEIGHTS = (0.4, 0.25, 0.25, 0.1)
-
 
 def procedural_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     """One procedural background of ``size`` = ``(H, W)``: ``(H, W, 3) uint8``."""
     h, w = int(size[0]), int(size[1])
     kind = KINDS[int(rng.choice(len(KINDS), p=KIND_WEIGHTS))]
-    img = {"noise": _noise, "sky": _sky, "clutter": _clutter, "plain": _plain}[kind](rng, h, w)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    return np.clip(GENERATORS[kind](rng, h, w), 0, 255).astype(np.uint8)
 
 
 def fractal_noise(rng: np.random.Generator, h: int, w: int, beta: float,
@@ -105,3 +101,10 @@ def _plain(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     r2 = ((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2
     return colour * (1 - rng.uniform(0, 0.5) * r2)[..., None]
+
+
+# Each kind's generator ``(rng, H, W) -> (H, W, 3) float`` (unclipped) and how often it is
+# drawn; the order is part of every seeded sample.
+GENERATORS = {"noise": _noise, "sky": _sky, "clutter": _clutter, "plain": _plain}
+KINDS = tuple(GENERATORS)
+KIND_WEIGHTS = (0.4, 0.25, 0.25, 0.1)
