@@ -284,6 +284,33 @@ def test_reframed_trees_keep_the_index_and_skip_models_without_masks(tmp_path):
         assert r2n2.mask_path(out, 0).is_file()
 
 
+def test_cut_out_renders_become_a_masked_tree_that_reframes(tmp_path):
+    """The dev set's source: a synthetic render's alpha is its object mask."""
+    from backend.data.reframing import alpha_object_tree, build_reframed_trees
+    from synth_render import r2n2
+
+    src = r2n2.rendering_dir(tmp_path / "renders_synthetic", "03001627", "aaa")
+    views = [r2n2.View(30.0, 20.0, 1.0), r2n2.View(120.0, 25.0, 0.9), r2n2.View(200, 28, 0.8)]
+    for i in range(3):
+        _write_png(src / r2n2.view_file_name(i), _box_rgba(box=(20 + i, 16, 44, 48)))
+    r2n2.write_index(src, views)
+    out = alpha_object_tree(tmp_path / "renders_synthetic", ["03001627/aaa", "03001627/none"],
+                            tmp_path / "dev", views=2)
+    dst = r2n2.rendering_dir(out, "03001627", "aaa")
+    assert r2n2.is_complete(dst, 2) and r2n2.read_metadata(dst) == views[:2]
+    for i in range(2):
+        rgb = np.asarray(Image.open(dst / r2n2.view_file_name(i)))
+        mask = np.asarray(Image.open(r2n2.mask_path(dst, i)))
+        assert rgb.shape == (64, 64, 3) and mask.shape == (64, 64)
+        assert fd.mask_box(mask) == (20 + i, 16, 44, 48)
+        assert (rgb[mask == 255] == (220, 30, 30)).all()
+    trees = build_reframed_trees(out, ["03001627/aaa"], tmp_path / "trees", seed=7)
+    small = r2n2.rendering_dir(trees["small35"], "03001627", "aaa")
+    placed = np.asarray(Image.open(r2n2.mask_path(small, 0)))
+    x0, y0, x1, y1 = fd.mask_box(placed)
+    assert placed.shape[0] == round(32 / 0.35) and max(x1 - x0, y1 - y0) == 32
+
+
 def test_eval_foreground_scores_a_perfect_model_one_and_a_blind_one_zero(tmp_path):
     from backend.evaluation.foreground import box_iou, evaluate_foreground
     from synth_render import r2n2

@@ -14,6 +14,10 @@ goes through one JPEG round trip, as a camera saves it. Variants (:data:`VARIANT
 - ``offcentre15``: ``F`` = the render's side, the object moved by 15 % of ``F`` in a random
   direction (it may be cut off by the border).
 
+:func:`alpha_object_tree` gives cut-out renders (the synthetic style, whose alpha is the
+object mask) the same layout, so source-validation shapes make a dev set of re-framed trees
+that never touches the test shapes (``benchmarks/framing_dev.py``).
+
 The renders themselves are the baseline (the ``rendered`` row of the tables). Each variant is
 an R2N2-layout tree with the source tree's index files, so ``backend eval`` scores it
 against the same voxels, and the placed object masks (``rendering/masks``), so
@@ -121,3 +125,27 @@ def build_reframed_trees(renders: str | Path, keys: Iterable[str], out: str | Pa
                 Image.fromarray(placed_mask).save(r2n2.mask_path(dst, i))
             r2n2.write_index(dst, cams)
     return trees
+
+
+def alpha_object_tree(renders: str | Path, keys: Iterable[str], out: str | Path,
+                      views: int | None = None) -> Path:
+    """``keys``' first ``views`` cut-out renders (RGBA, the synthetic style) rewritten as RGB
+    PNGs with their alpha as the object mask (``rendering/masks/NN.png``), the layout
+    :func:`build_reframed_trees` reads; the index files copied. Returns ``out``."""
+    out = Path(out)
+    for key in tqdm(list(keys), desc="cut-out objects", unit="model"):
+        synset, _, model_id = key.partition("/")
+        src, dst = (r2n2.rendering_dir(root, synset, model_id) for root in (renders, out))
+        if not r2n2.is_complete(src):
+            continue
+        names = r2n2.read_renderings(src)[:views]
+        if r2n2.is_complete(dst, len(names)):
+            continue
+        r2n2.mask_path(dst, 0).parent.mkdir(parents=True, exist_ok=True)
+        for i, name in enumerate(names):
+            with Image.open(src / name) as im:
+                rgba = np.asarray(im.convert("RGBA"))
+            Image.fromarray(rgba[..., :3]).save(dst / name)
+            Image.fromarray(rgba[..., 3]).save(r2n2.mask_path(dst, i))
+        r2n2.write_index(dst, r2n2.read_metadata(src)[:len(names)])
+    return out
