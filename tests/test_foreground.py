@@ -367,14 +367,55 @@ def test_procedural_backgrounds_replace_the_photos_only_when_asked(tmp_path):
     view = fd.ObjectView(tmp_path / "obj.png")
     for seed in range(12):
         plain = fd.compose(view, np.random.default_rng(seed), size=64)
-        same = fd.compose(view, np.random.default_rng(seed), size=64, procedural=0.0)
+        same = fd.compose(view, np.random.default_rng(seed), size=64, mix=fd.SampleMix(0.0, 0.0))
         assert all(np.array_equal(a, b) for a, b in zip(plain, same, strict=True))
-        img, mask = fd.compose(view, np.random.default_rng(seed), size=64, procedural=1.0)
+        img, mask = fd.compose(view, np.random.default_rng(seed), size=64,
+                               mix=fd.SampleMix(procedural=1.0))
         # the object is where its mask says, as over a photo: only the background changed
         assert np.array_equal(mask >= 0.5, plain[1] >= 0.5)
         off = mask < 0.01
         if off.sum() > 100:
             assert not np.array_equal(img[off], plain[0][off])
+
+
+def test_a_sample_mix_of_zero_shares_draws_the_plain_samples(tmp_path):
+    _write_png(tmp_path / "a.png", _box_rgba())
+    _write_png(tmp_path / "b.png", _box_rgba(box=(8, 30, 60, 40)))
+    views = [fd.ObjectView(tmp_path / "a.png"), fd.ObjectView(tmp_path / "b.png")]
+    for i in range(8):
+        plain = fd.sample(views, views, i, seed=3, photo_share=0.5, size=64)
+        zero = fd.sample(views, views, i, seed=3, photo_share=0.5, size=64,
+                         mix=fd.SampleMix(procedural=0.0, distractors=0.0))
+        assert all(np.array_equal(a, b) for a, b in zip(plain, zero, strict=True))
+
+
+def test_a_distractor_is_background_near_a_border_behind_a_whole_subject(tmp_path):
+    """The subject (red) is whole and towards the middle, and the mask is it alone; the
+    distractor (blue) is drawn, near a border, and never in the mask."""
+    _write_png(tmp_path / "red.png", _box_rgba())
+    blue = np.zeros((64, 64, 4), np.uint8)
+    blue[10:54, 4:60] = (30, 40, 230, 255)
+    _write_png(tmp_path / "blue.png", blue)
+    red, other = fd.ObjectView(tmp_path / "red.png"), fd.ObjectView(tmp_path / "blue.png")
+    size, shown = 96, 0
+    for seed in range(30):
+        img, mask = fd.compose(red, np.random.default_rng(seed), size=size, distractor=other)
+        if mask.max() < 0.5:
+            continue  # an empty sample (EMPTY_P): background alone
+        x0, y0, x1, y1 = fd.mask_box(mask, 0.5)
+        assert x0 > 0 and y0 > 0 and x1 < size and y1 < size  # whole
+        assert abs((x0 + x1) / 2 - size / 2) < 0.4 * size
+        rgb = img.astype(int)
+        is_red = (rgb[..., 0] > rgb[..., 2] + 60) & (mask >= 0.5)
+        is_blue = (rgb[..., 2] > rgb[..., 0] + 60) & (rgb[..., 2] > rgb[..., 1] + 40)
+        assert is_red.sum() > 0.5 * (mask >= 0.5).sum()
+        assert (mask[is_blue] < 0.5).mean() > 0.95  # the distractor is background
+        if is_blue.sum() > 20:
+            shown += 1
+            ys, xs = np.nonzero(is_blue)
+            margin = min(xs.min(), ys.min(), size - 1 - xs.max(), size - 1 - ys.max())
+            assert margin <= 0.15 * size + 2
+    assert shown >= 15
 
 
 def test_every_kind_of_procedural_background_is_a_textured_image():

@@ -41,7 +41,15 @@ from backend.core.config import (
     positive_int,
 )
 from backend.core.foreground import DEFAULT_FOREGROUND, load_foreground, save_foreground, to_input
-from backend.data.foreground import ObjectView, draw, reaspect, sample, tree_views
+from backend.data.foreground import (
+    PLAIN,
+    ObjectView,
+    SampleMix,
+    draw,
+    reaspect,
+    sample,
+    tree_views,
+)
 from backend.data.splits import load_splits
 from backend.models.foreground import ForegroundConfig, ForegroundNet
 
@@ -59,6 +67,8 @@ class ForegroundTrainConfig:
     photo_share: float = arg(0.6, "share of samples from photo-style renders (rest synthetic)")
     procedural: float = arg(0.0, "share of placed and empty samples laid over procedural "
                                  "textures instead of the background photos")
+    distractors: float = arg(0.0, "share of samples whose placed object gets a second object "
+                                  "behind it, cut off by a border, as background")
     init: Path | None = arg(None, "start from this foreground model file (a fine-tune; its "
                                   "widths are used)")
     widths: tuple[int, ...] = arg(ForegroundConfig().widths,
@@ -90,11 +100,14 @@ def _views(cfg: ForegroundTrainConfig) -> tuple[list[ObjectView], list[ObjectVie
     return photo, synthetic, val
 
 
+def _mix(cfg: ForegroundTrainConfig) -> SampleMix:
+    return SampleMix(procedural=cfg.procedural, distractors=cfg.distractors)
+
+
 def _batch(photo: list[ObjectView], synthetic: list[ObjectView], n: int, share: float,
-           rng: np.random.Generator, split: str = "train", procedural: float = 0.0
+           rng: np.random.Generator, split: str = "train", mix: SampleMix = PLAIN
            ) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [draw(photo, synthetic, share, rng, split=split, procedural=procedural)
-             for _ in range(n)]
+    pairs = [draw(photo, synthetic, share, rng, split=split, mix=mix) for _ in range(n)]
     return (to_input(np.stack([p[0] for p in pairs])),
             torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None])
 
@@ -106,8 +119,9 @@ def _cache_meta(cfg: ForegroundTrainConfig, photo: list, synthetic: list) -> dic
     meta = {"seed": cfg.seed, "photo_share": cfg.photo_share,
             "size": ForegroundConfig().image_size,
             "views": {"photo": len(photo), "synthetic": len(synthetic)}}
-    if cfg.procedural:  # absent when 0, so earlier caches stay valid
-        meta["procedural"] = cfg.procedural
+    for key, share in asdict(_mix(cfg)).items():
+        if share:  # absent when 0, so earlier caches stay valid
+            meta[key] = share
     return meta
 
 
@@ -121,7 +135,7 @@ def _write_chunk(job: tuple) -> int:
     """Make cached chunk ``k`` (``n`` samples) and write it atomically; returns its size."""
     root, k, n, photo, synthetic, meta = job
     pairs = [sample(photo, synthetic, i, meta["seed"], meta["photo_share"], meta["size"],
-                    procedural=meta.get("procedural", 0.0))
+                    mix=SampleMix(**{k: meta[k] for k in asdict(PLAIN) if k in meta}))
              for i in range(k * CHUNK, k * CHUNK + n)]
     tmp = root / f".{k:04d}.{os.getpid()}.npz"
     np.savez(tmp, images=np.stack([p[0] for p in pairs]),
@@ -234,7 +248,7 @@ def train_foreground(cfg: ForegroundTrainConfig) -> Path:
     while step < cfg.steps:
         if cache is None:
             images, masks = _batch(photo, synthetic, cfg.batch_size, cfg.photo_share, rng,
-                                   procedural=cfg.procedural)
+                                   mix=_mix(cfg))
         else:
             images, masks = _cached_batch(cache, cfg.batch_size, rng)
         loss = loss_fn(net(images), masks)
