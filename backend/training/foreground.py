@@ -134,8 +134,8 @@ def _chunk_file(root: Path, k: int, n: int) -> Path:
 def _write_chunk(job: tuple) -> int:
     """Make cached chunk ``k`` (``n`` samples) and write it atomically; returns its size."""
     root, k, n, photo, synthetic, meta = job
-    pairs = [sample(photo, synthetic, i, meta["seed"], meta["photo_share"], meta["size"],
-                    mix=SampleMix(**{k: meta[k] for k in asdict(PLAIN) if k in meta}))
+    mix = SampleMix(**{name: meta[name] for name in asdict(PLAIN) if name in meta})
+    pairs = [sample(photo, synthetic, i, meta["seed"], meta["photo_share"], meta["size"], mix=mix)
              for i in range(k * CHUNK, k * CHUNK + n)]
     tmp = root / f".{k:04d}.{os.getpid()}.npz"
     np.savez(tmp, images=np.stack([p[0] for p in pairs]),
