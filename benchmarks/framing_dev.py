@@ -9,16 +9,19 @@ composited through :func:`backend.data.reframing.reframe` into the held-out back
 (2 views, seed 7: other crops than the test trees'), as ``composited``, ``fill95``,
 ``small35`` and ``offcentre15`` trees. Every ``--model`` is scored on the four by
 :func:`backend.evaluation.foreground.evaluate_foreground` (the code framing runs); the
-class-mean box IoU per set and their mean are printed and written to ``<out>/results.json``
-(a model scored again replaces its row). The trees are built once and kept. With
+class-mean box IoU per set and their mean are printed and written to ``<out>/results.json``,
+a row per model file (named as given, with its content's digest, so ``shipped`` before and
+after a new model ships are two rows; scoring a file again replaces its row; another
+``--views`` starts a new file). The trees are built once and kept. With
 ``--gallery N``, ``<out>/wide_shots.png`` shows the first N wide shots that the first model
-boxes at an IoU under 0.7: each image with the true box (green) and every model's box and
-box IoU (red, then orange), beside every model's probabilities.
+boxes at an IoU under 0.7: each image with the true box (green) and each model's box and
+box IoU (red, orange, purple: up to three models), beside each model's probabilities.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -57,7 +60,8 @@ def wide_shot_gallery(tree: Path, records: list[dict], segmenters: list, n: int,
         draw = ImageDraw.Draw(shown)
         draw.rectangle([v * scale for v in truth], outline=(0, 230, 0))
         panels = [shown]
-        for k, (segmenter, colour) in enumerate(zip(segmenters, BOX_COLOURS, strict=False)):
+        colours = BOX_COLOURS[:len(segmenters)]  # main() refuses more models than colours
+        for k, (segmenter, colour) in enumerate(zip(segmenters, colours, strict=True)):
             prob, box, _ = foreground_mask(image, segmenter)
             if box is not None:
                 draw.rectangle([v * scale for v in box], outline=colour)
@@ -87,9 +91,14 @@ def main(argv: list[str] | None = None) -> int:
                                args.views)
     trees = build_reframed_trees(source, keys, args.out / "trees", views=args.views,
                                  seed=DEV_SEED)
-    results_file = args.out / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     models = args.model or ["shipped"]
+    if args.gallery and len(models) > len(BOX_COLOURS):
+        raise SystemExit(f"--gallery draws at most {len(BOX_COLOURS)} models")
+    results_file = args.out / "results.json"
+    setting = {"views": args.views, "seed": DEV_SEED}
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    if results.get("setting") != setting:
+        results = {"setting": setting, "rows": {}}
     segmenters, wide = [load_segmenter(m) for m in models], []
     for model, segmenter in zip(models, segmenters, strict=True):
         if segmenter is None:
@@ -97,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         reports = {v: evaluate_foreground(trees[v], keys, segmenter, args.views)
                    for v in VARIANTS}
         row = {v: r["class_mean"]["box_iou"] for v, r in reports.items()}
-        results[model] = row | {"mean": float(np.mean(list(row.values())))}
+        label = f"{model} ({hashlib.sha256(Path(segmenter.path).read_bytes()).hexdigest()[:8]})"
+        results["rows"][label] = row | {"mean": float(np.mean(list(row.values())))}
         results_file.write_text(json.dumps(results, indent=1))
         wide.append(reports["small35"]["records"])
     if args.gallery:
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                           args.out / "wide_shots.png")
     print("| model | " + " | ".join(VARIANTS) + " | mean box IoU |")
     print("| --- |" + " ---: |" * (len(VARIANTS) + 1))
-    for label, row in results.items():
+    for label, row in results["rows"].items():
         print(f"| {label} | " + " | ".join(f"{row[v]:.3f}" for v in (*VARIANTS, "mean"))
               + " |")
     return 0

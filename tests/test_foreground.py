@@ -378,15 +378,24 @@ def test_procedural_backgrounds_replace_the_photos_only_when_asked(tmp_path):
             assert not np.array_equal(img[off], plain[0][off])
 
 
-def test_a_sample_mix_of_zero_shares_draws_the_plain_samples(tmp_path):
+# The digest of the placed masks of samples 0-15 below (seed 3, procedural 0.5), made by the
+# code before SampleMix and distractors existed (commit 0468212): zero distractors must keep
+# every earlier sample, so the draws' order may never move.
+PLAIN_MASKS_DIGEST = "e4016929780d43cf"
+
+
+def test_a_sample_mix_without_distractors_draws_the_earlier_samples(tmp_path):
+    import hashlib
+
     _write_png(tmp_path / "a.png", _box_rgba())
     _write_png(tmp_path / "b.png", _box_rgba(box=(8, 30, 60, 40)))
     views = [fd.ObjectView(tmp_path / "a.png"), fd.ObjectView(tmp_path / "b.png")]
-    for i in range(8):
-        plain = fd.sample(views, views, i, seed=3, photo_share=0.5, size=64)
-        zero = fd.sample(views, views, i, seed=3, photo_share=0.5, size=64,
-                         mix=fd.SampleMix(procedural=0.0, distractors=0.0))
-        assert all(np.array_equal(a, b) for a, b in zip(plain, zero, strict=True))
+    digest = hashlib.sha256()
+    for i in range(16):
+        _, mask = fd.sample(views, views, i, seed=3, photo_share=0.5, size=64,
+                            mix=fd.SampleMix(procedural=0.5, distractors=0.0))
+        digest.update(np.packbits(mask >= 0.5).tobytes())
+    assert digest.hexdigest()[:16] == PLAIN_MASKS_DIGEST
 
 
 def test_a_distractor_is_background_near_a_border_behind_a_whole_subject(tmp_path):
@@ -416,6 +425,30 @@ def test_a_distractor_is_background_near_a_border_behind_a_whole_subject(tmp_pat
             margin = min(xs.min(), ys.min(), size - 1 - xs.max(), size - 1 - ys.max())
             assert margin <= 0.15 * size + 2
     assert shown >= 15
+
+
+def test_drawn_distractors_come_from_the_pools_and_stay_out_of_the_mask(tmp_path):
+    """sample() with every sample given a distractor: where a red and a blue object both show,
+    one of them is the mask and the other is not in it."""
+    _write_png(tmp_path / "red.png", _box_rgba())
+    blue = np.zeros((64, 64, 4), np.uint8)
+    blue[10:54, 4:60] = (30, 40, 230, 255)
+    _write_png(tmp_path / "blue.png", blue)
+    pool = [fd.ObjectView(tmp_path / "red.png"), fd.ObjectView(tmp_path / "blue.png")]
+    both = 0
+    for i in range(40):
+        img, mask = fd.sample(pool, pool, i, seed=5, photo_share=0.5, size=96,
+                              mix=fd.SampleMix(distractors=1.0))
+        rgb = img.astype(int)
+        red = (rgb[..., 0] > rgb[..., 2] + 60) & (rgb[..., 0] > rgb[..., 1] + 60)
+        blue_px = (rgb[..., 2] > rgb[..., 0] + 60) & (rgb[..., 2] > rgb[..., 1] + 40)
+        if red.sum() < 20 or blue_px.sum() < 20:
+            continue  # the same object twice, or one hidden
+        both += 1
+        on = mask >= 0.5  # the mask is one of the two (the background photo may share a colour)
+        shares = sorted([(red & on).sum() / on.sum(), (blue_px & on).sum() / on.sum()])
+        assert shares[0] < 0.05 and shares[1] > 0.7, shares
+    assert both >= 8
 
 
 def test_every_kind_of_procedural_background_is_a_textured_image():

@@ -121,7 +121,7 @@ class SampleMix:
     is tested by a draw only when it is above 0, so the default keeps every earlier sample."""
 
     procedural: float = 0.0  # share of placed and empty samples over procedural textures
-    distractors: float = 0.0  # share of samples with a second object behind, as background
+    distractors: float = 0.0  # share of placed objects with a second one behind, as background
 
 
 PLAIN = SampleMix()  # one object over a background photo: the samples of the first models
