@@ -76,6 +76,10 @@ class DemoConfig:
     addon: bool = arg(True, "build the Blender add-on zip (python -m blender_addon build)")
     reframed: int = arg(2, "photo inputs also sent framed as users frame photos (a close-up "
                            "and a wide shot each), to show the daemon's automatic framing")
+    foreground: str = arg("shipped", "the model the daemon frames opaque photos with "
+                                     "(none, shipped or a path); the photo-style renders, "
+                                     "framed like the training renders, are sent with "
+                                     "autocrop off", metavar="none|shipped|PATH")
 
 
 @dataclass
@@ -123,7 +127,8 @@ def run(cfg: DemoConfig) -> int:
     copy_inputs(inputs, cfg.out / "inputs")
     daemon_log = cfg.out / "daemon.log"
     steps("starting the daemon (weights %s; its log: %s)", cfg.checkpoint, daemon_log)
-    with running_daemon(cfg.checkpoint, cfg.port, daemon_log, cfg.start_timeout) as endpoint:
+    with running_daemon(cfg.checkpoint, cfg.port, daemon_log, cfg.start_timeout,
+                        cfg.foreground) as endpoint:
         steps("reconstructing %d input(s) through the daemon at %s", len(inputs), endpoint)
         results, failed = reconstruct_all(inputs, endpoint, cfg.out / "meshes", cfg.format,
                                           cfg.request_timeout)
@@ -219,12 +224,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_daemon(checkpoint: Path, port: int, log_path: Path,
-                   start_timeout_s: float) -> Iterator[str]:
-    """``python -m backend serve`` as a subprocess; yields its endpoint once it answers
-    ``health``, and stops it on the way out, whatever happened (SIGTERM, then SIGKILL)."""
+def running_daemon(checkpoint: Path, port: int, log_path: Path, start_timeout_s: float,
+                   foreground: str | None = None) -> Iterator[str]:
+    """``python -m backend serve`` as a subprocess (``--foreground`` when given); yields its
+    endpoint once it answers ``health``, and stops it on the way out, whatever happened
+    (SIGTERM, then SIGKILL)."""
     endpoint = f"tcp://127.0.0.1:{port or free_port()}"
-    daemon = LocalDaemon(sys.executable, endpoint, str(checkpoint), str(log_path))
+    daemon = LocalDaemon(sys.executable, endpoint, str(checkpoint), str(log_path), foreground)
     daemon.start()
     try:
         try:
@@ -252,8 +258,10 @@ def reconstruct_all(inputs: list[InputImage], endpoint: str, meshes: Path, fmt: 
     with ReconClient(endpoint, timeout_s=timeout_s, retries=1) as client:
         for item in tqdm(inputs, unit="image", desc="reconstruct"):
             try:
+                # a photo framed like the renders is best used whole (README, known limits)
                 reply = client.reconstruct([item.image.read_bytes()], format=fmt,
-                                           outputs=["mesh", "voxels"])
+                                           outputs=["mesh", "voxels"],
+                                           autocrop=item.style != "photo")
             except ServerUnavailable as exc:
                 log.error("the daemon stopped answering (%s); %d input(s) not reconstructed",
                           exc, len(inputs) - len(results))

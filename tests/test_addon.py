@@ -68,6 +68,13 @@ def test_local_daemon_refuses_bad_settings(tmp_path):
         LocalDaemon(str(tmp_path / "missing" / "python"), "tcp://127.0.0.1:5557")
 
 
+def test_local_daemon_passes_the_weights_and_the_foreground_model_to_serve():
+    plain = LocalDaemon(sys.executable, "tcp://127.0.0.1:5557").command
+    assert plain == [sys.executable, "-m", "backend", "serve", "--bind", "tcp://127.0.0.1:5557"]
+    framed = LocalDaemon(sys.executable, "tcp://127.0.0.1:5557", "w.pt", None, "shipped")
+    assert framed.command[-4:] == ["--checkpoint", "w.pt", "--foreground", "shipped"]
+
+
 class FakeServer:
     """A ROUTER speaking the real protocol with canned behaviour: ``busy`` (every request
     gets the ``busy`` error), ``empty`` (health answers, reconstructs find no object) or

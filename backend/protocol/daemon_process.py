@@ -27,7 +27,7 @@ class LocalDaemon:
     """One daemon subprocess bound to a loopback endpoint."""
 
     def __init__(self, python: str, endpoint: str, checkpoint: str | None = None,
-                 log_path: str | None = None):
+                 log_path: str | None = None, foreground: str | None = None):
         try:
             loopback = is_loopback(endpoint)
         except ValueError as exc:
@@ -41,6 +41,7 @@ class LocalDaemon:
         self.python = python
         self.endpoint = endpoint
         self.checkpoint = checkpoint or None
+        self.foreground = foreground or None  # serve's --foreground (None: its default)
         port = endpoint.rsplit(":", 1)[-1]
         self.log_path = log_path or str(Path(tempfile.gettempdir()) /
                                         f"unsup3d_daemon_{port}_{os.getpid()}.log")
@@ -51,6 +52,8 @@ class LocalDaemon:
         cmd = [self.python, "-m", "backend", "serve", "--bind", self.endpoint]
         if self.checkpoint:
             cmd += ["--checkpoint", self.checkpoint]
+        if self.foreground:
+            cmd += ["--foreground", self.foreground]
         return cmd
 
     @property
