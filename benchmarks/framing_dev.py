@@ -38,6 +38,7 @@ from backend.data.foreground import mask_box  # noqa: E402
 from backend.data.reframing import VARIANTS, alpha_object_tree, build_reframed_trees  # noqa: E402
 from backend.data.splits import load_splits  # noqa: E402
 from backend.evaluation.foreground import box_iou, evaluate_foreground  # noqa: E402
+from synth_render import r2n2  # noqa: E402
 
 DEV_SEED = 7
 TILE = 128  # pixels a side of a gallery panel
@@ -51,8 +52,9 @@ def wide_shot_gallery(tree: Path, records: list[dict], segmenters: list, n: int,
     bad = [r for r in records if r["box_iou"] < 0.7][:n]
     tiles = []
     for r in bad:
-        image = tree / r["key"] / "rendering" / r["image"]
-        with Image.open(image.parent / "masks" / image.name) as im:
+        render_dir = r2n2.rendering_dir(tree, *r["key"].split("/"))
+        image = render_dir / r["image"]
+        with Image.open(r2n2.mask_path(render_dir, int(image.stem))) as im:
             truth = mask_box(np.asarray(im.convert("L")))
         with Image.open(image) as im:
             shown = im.convert("RGB").resize((TILE, TILE))

@@ -398,14 +398,19 @@ def test_a_sample_mix_without_distractors_draws_the_earlier_samples(tmp_path):
     assert digest.hexdigest()[:16] == PLAIN_MASKS_DIGEST
 
 
-def test_a_distractor_is_background_near_a_border_behind_a_whole_subject(tmp_path):
-    """The subject (red) is whole and towards the middle, and the mask is it alone; the
-    distractor (blue) is drawn, near a border, and never in the mask."""
+def _red_and_blue_views(tmp_path) -> tuple[fd.ObjectView, fd.ObjectView]:
+    """A red box and a wide blue box, each on a transparent canvas."""
     _write_png(tmp_path / "red.png", _box_rgba())
     blue = np.zeros((64, 64, 4), np.uint8)
     blue[10:54, 4:60] = (30, 40, 230, 255)
     _write_png(tmp_path / "blue.png", blue)
-    red, other = fd.ObjectView(tmp_path / "red.png"), fd.ObjectView(tmp_path / "blue.png")
+    return fd.ObjectView(tmp_path / "red.png"), fd.ObjectView(tmp_path / "blue.png")
+
+
+def test_a_distractor_is_background_near_a_border_behind_a_whole_subject(tmp_path):
+    """The subject (red) is whole and towards the middle, and the mask is it alone; the
+    distractor (blue) is drawn, near a border, and never in the mask."""
+    red, other = _red_and_blue_views(tmp_path)
     size, shown = 96, 0
     for seed in range(30):
         img, mask = fd.compose(red, np.random.default_rng(seed), size=size, distractor=other)
@@ -430,11 +435,7 @@ def test_a_distractor_is_background_near_a_border_behind_a_whole_subject(tmp_pat
 def test_drawn_distractors_come_from_the_pools_and_stay_out_of_the_mask(tmp_path):
     """sample() with every sample given a distractor: where a red and a blue object both show,
     one of them is the mask and the other is not in it."""
-    _write_png(tmp_path / "red.png", _box_rgba())
-    blue = np.zeros((64, 64, 4), np.uint8)
-    blue[10:54, 4:60] = (30, 40, 230, 255)
-    _write_png(tmp_path / "blue.png", blue)
-    pool = [fd.ObjectView(tmp_path / "red.png"), fd.ObjectView(tmp_path / "blue.png")]
+    pool = list(_red_and_blue_views(tmp_path))
     both = 0
     for i in range(40):
         img, mask = fd.sample(pool, pool, i, seed=5, photo_share=0.5, size=96,

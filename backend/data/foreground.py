@@ -226,6 +226,7 @@ def _placed(rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
     ``distractor`` (rgb, coverage), the object is placed whole, towards the middle of the
     frame, and the distractor behind it, near a border (:func:`_distractor`): in a real photo
     the subject is the central whole thing, and what the border cuts is background."""
+    rgba = np.zeros((size, size, 4), np.uint8)  # what lies behind the object
     if distractor is None:
         rng_range = OVERFLOW_RANGE if rng.random() < OVERFLOW_P else SCALE_RANGE
         span = rng.uniform(*rng_range)  # the object's longer side, in frames
@@ -233,8 +234,6 @@ def _placed(rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
     else:
         span = rng.uniform(*SUBJECT_SCALE_RANGE)  # whole, its centre in the middle
         centre = 0.5 + rng.uniform(-0.5, 0.5, 2) * (0.5 - span / 2)  # whole after roll, zoom
-    rgba = np.zeros((size, size, 4), np.uint8)
-    if distractor is not None:
         _distractor(rgba, *distractor, rng)
     obj = np.zeros_like(rgba)
     _paste(obj, _cut_out(rgb, mask, box, span * size, rng), centre * size)

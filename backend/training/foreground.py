@@ -245,10 +245,11 @@ def train_foreground(cfg: ForegroundTrainConfig) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc="foreground", unit="step")
     net.train()
     t0 = time.perf_counter()
+    mix = _mix(cfg)
     while step < cfg.steps:
         if cache is None:
             images, masks = _batch(photo, synthetic, cfg.batch_size, cfg.photo_share, rng,
-                                   mix=_mix(cfg))
+                                   mix=mix)
         else:
             images, masks = _cached_batch(cache, cfg.batch_size, rng)
         loss = loss_fn(net(images), masks)
